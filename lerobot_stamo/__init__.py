@@ -1,0 +1,11 @@
+"""lerobot-stamo: StaMo for LeRobot.
+
+Importing this package registers everything the plug-in adds to LeRobot (policies, processor steps,
+the simulated arm). LeRobot imports it through the one-line module ``lerobot_policy_stamo``.
+"""
+
+__version__ = "0.1.0.dev0"
+
+# Every module with a registration side effect is imported here (and only here).
+from lerobot_stamo import envs  # noqa: F401,E402  (EnvConfig "stamo_so101" + gym ids)
+from lerobot_stamo.policies import stamo  # noqa: F401,E402  (PolicyConfig "stamo" + its processor step)

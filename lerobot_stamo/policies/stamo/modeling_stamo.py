@@ -1,0 +1,353 @@
+"""The `stamo` policy: StaMo's diffusion autoencoder, trained with `lerobot-train --policy.type=stamo`.
+
+`StamoPolicy` adapts LeRobot batches and exposes the public state API used by the rest of the project:
+
+    states = policy.encode(images)                      # (B, 3, H, W) -> (B, N, D)
+    images = policy.decode(states, generator=g)         # (B, N, D) -> (B, 3, S, S) in [0, 1]
+    motion = policy.motion(s_t, s_tk)                   # latent action s_tk - s_t
+    path = policy.interpolate(s_a, s_b, n)              # (B, n, N, D), endpoints included
+    moved = policy.transfer(s_c, s_a, s_b)              # s_c + (s_b - s_a)
+
+`StamoAutoencoder` is the plain `nn.Module` doing the math: frozen DINOv2 -> compressor -> state, and the
+SD3 decoder (`decoder.py`) trained with the flow-matching loss.
+"""
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoModel
+
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.pretrained import PreTrainedPolicy
+
+from .compressor import StamoCompressor
+from .configuration_stamo import StamoConfig
+from .decoder import StamoDecoder, load_pretrained_part
+from .images import grid, prepare_images, psnr, ssim
+
+logger = logging.getLogger(__name__)
+
+RECONSTRUCTION_PNG = "reconstructions.png"
+RECONSTRUCTION_JSON = "reconstruction_metrics.json"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class StamoAutoencoder(nn.Module):
+    """Encoder (DINOv2 + compressor) and decoder (SD3 DiT + VAE) of StaMo.
+
+    Args:
+        config: The policy config.
+    """
+
+    def __init__(self, config: StamoConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = load_pretrained_part(AutoModel.from_pretrained, config.backbone, "backbone")
+        bcfg = self.backbone.config
+        if not hasattr(bcfg, "patch_size") or not hasattr(bcfg, "hidden_size"):
+            raise ValueError(
+                f"`policy.backbone`={config.backbone!r} is a {type(self.backbone).__name__}, not a DINOv2/ViT "
+                "model with `patch_size` and `hidden_size`. Use e.g. facebook/dinov2-with-registers-base."
+            )
+        if config.image_size % bcfg.patch_size:
+            raise ValueError(
+                f"`policy.image_size`={config.image_size} must be a multiple of the backbone patch size "
+                f"{bcfg.patch_size}."
+            )
+        # CLS + register tokens come first in the backbone output; only patch tokens are kept.
+        self.num_prefix_tokens = 1 + getattr(bcfg, "num_register_tokens", 0)
+        self.num_patches = (config.image_size // bcfg.patch_size) ** 2
+        self.compressor = StamoCompressor(
+            in_dim=bcfg.hidden_size,
+            num_patches=self.num_patches,
+            dim=config.compressor_dim,
+            num_layers=config.compressor_layers,
+            num_heads=config.compressor_heads,
+            context_dim=config.context_dim,
+            token_dim=config.token_dim,
+            num_tokens=config.num_tokens,
+            lengths=list(config.compression_lengths),
+            stage_head_dim=config.compression_head_dim,
+            dropout=config.compressor_dropout,
+        )
+        self.decoder = StamoDecoder(config)
+        mean = torch.tensor(config.backbone_image_mean).view(1, 3, 1, 1)
+        std = torch.tensor(config.backbone_image_std).view(1, 3, 1, 1)
+        self.register_buffer("pixel_mean", mean, persistent=False)
+        self.register_buffer("pixel_std", std, persistent=False)
+
+        compute_dtype = _DTYPES[config.dtype]
+        if config.train_backbone:
+            if config.gradient_checkpointing and self.backbone.supports_gradient_checkpointing:
+                self.backbone.gradient_checkpointing_enable()
+        else:
+            self.backbone.requires_grad_(False)
+            if compute_dtype != torch.float32:
+                self.backbone.to(compute_dtype)
+        if compute_dtype != torch.float32:
+            self.decoder.vae.to(compute_dtype)
+        self._freeze_modes()
+
+    def _freeze_modes(self) -> None:
+        if not self.config.train_backbone:
+            self.backbone.eval()
+        self.decoder.vae.eval()
+
+    def train(self, mode: bool = True) -> "StamoAutoencoder":
+        super().train(mode)
+        self._freeze_modes()  # frozen parts always run in eval mode
+        return self
+
+    def patch_features(self, images: Tensor) -> Tensor:
+        """Backbone patch tokens of (B, 3, S, S) frames in [0, 1] -> (B, P, C)."""
+        pixels = (images - self.pixel_mean) / self.pixel_std
+        with torch.set_grad_enabled(self.config.train_backbone and torch.is_grad_enabled()):
+            hidden = self.backbone(pixel_values=pixels.to(self.backbone.dtype)).last_hidden_state
+        return hidden[:, self.num_prefix_tokens :].float()  # (B, P, C)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """(B, 3, S, S) frames in [0, 1] -> (B, num_tokens, token_dim) states (with gradients)."""
+        return self.compressor(self.patch_features(images))
+
+    def loss(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-sample flow-matching loss (B,) and sigmas (B,) of (B, 3, S, S) frames in [0, 1]."""
+        states = self.encode(images)  # (B, N, D)
+        z0 = self.decoder.latents_from_params(self.decoder.latent_params(images))  # (B, C, h, w)
+        return self.decoder.loss(z0, states)
+
+
+class StamoPolicy(PreTrainedPolicy):
+    """StaMo state encoder/decoder as a LeRobot policy (trained by `lerobot-train`, not an actor).
+
+    Args:
+        config: A `StamoConfig`.
+        **kwargs: `dataset_stats` / `dataset_meta` from `make_policy` (unused).
+    """
+
+    config_class = StamoConfig
+    name = "stamo"
+
+    def __init__(self, config: StamoConfig, **kwargs: Any):
+        if not isinstance(config, StamoConfig):
+            raise TypeError(
+                f"StamoPolicy needs a StamoConfig, got a {type(config).__name__} "
+                f"(policy type {getattr(config, 'type', '?')!r}). Load that checkpoint with its own policy class."
+            )
+        super().__init__(config)
+        config.validate_features()
+        self.config = config
+        self.model = StamoAutoencoder(config)
+        self._reconstruction_images: Tensor | None = None
+        self.last_reconstruction_metrics: dict[str, float] | None = None
+
+    # ------------------------------------------------------------ LeRobot interface
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs):
+        """Loads a `stamo` checkpoint (a folder or Hub id with `config.json` and `model.safetensors`).
+
+        Raises:
+            TypeError: If the checkpoint belongs to another policy type.
+        """
+        if config is None:
+            hub_kwargs = {
+                k: kwargs[k]
+                for k in ("force_download", "token", "cache_dir", "local_files_only", "revision")
+                if k in kwargs
+            }
+            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_kwargs)
+        if not isinstance(config, StamoConfig):
+            raise TypeError(
+                f"{pretrained_name_or_path} is a {config.type!r} checkpoint, not a 'stamo' one. Use "
+                f"`--policy.path` with a stamo checkpoint, or load it with the {config.type!r} policy class."
+            )
+        return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
+
+    def get_optim_params(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def reset(self) -> None:
+        pass
+
+    def _camera_images(self, batch: dict[str, Tensor]) -> Tensor:
+        """Stacks the configured cameras of a batch along the batch axis: (n_cams * B, 3, S, S)."""
+        frames = []
+        for key in self.config.camera_keys:
+            if key not in batch:
+                raise KeyError(
+                    f"Camera {key!r} is missing from the batch (keys: {sorted(batch)}). Set `policy.cameras` "
+                    "to cameras the dataset has, or rename them with `--rename_map`."
+                )
+            frames.append(prepare_images(batch[key], self.config.image_size, key=key))
+        return torch.cat(frames, dim=0)
+
+    def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
+        """Flow-matching loss of the decoder conditioned on the encoder's states.
+
+        Args:
+            batch: Preprocessed batch with the camera frames (B, 3, S, S) in [0, 1].
+            reduction: "mean" (scalar loss) or "none" (per-sample loss (B,), averaged over cameras).
+
+        Returns:
+            The loss and a dict with `loss` and one `loss_t{i}` per sigma bucket (0 = least noise; an empty
+            bucket reports the batch mean so that every rank logs the same keys).
+        """
+        images = self._camera_images(batch)  # (n_cams * B, 3, S, S)
+        if self.training:
+            if self._reconstruction_images is None:  # fixed frames for the reconstructions on save
+                self._reconstruction_images = images[: self.config.reconstruction_num_images].detach().cpu()
+            if self.config.random_flip > 0:
+                flip = torch.rand(images.shape[0], device=images.device) < self.config.random_flip
+                images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+        per_sample, sigmas = self.model.loss(images)
+        loss = per_sample.mean()
+        info: dict[str, float] = {"loss": loss.item()}
+        nb = self.config.loss_buckets
+        bucket = (sigmas * nb).long().clamp(0, nb - 1)
+        for i in range(nb):
+            mask = bucket == i
+            info[f"loss_t{i}"] = per_sample[mask].mean().item() if mask.any() else info["loss"]
+        if reduction == "none":
+            n_cams = len(self.config.camera_keys)
+            return per_sample.view(n_cams, -1).mean(dim=0), info
+        return loss, info
+
+    def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
+        raise NotImplementedError(
+            "`stamo` is a state encoder (StaMo's diffusion autoencoder), not an actor: it has no actions to "
+            "predict. Train an actor on its states with `--policy.type=stamo_vla`, or use its latent motion "
+            "(`policy.motion(...)`, `lerobot-stamo-label`, `lerobot-stamo-interpolate`)."
+        )
+
+    def select_action(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
+        return self.predict_action_chunk(batch)
+
+    # ------------------------------------------------------------ public state API
+    @property
+    def device(self) -> torch.device:
+        return self.model.pixel_mean.device
+
+    @torch.inference_mode()
+    def encode(self, images: Tensor) -> Tensor:
+        """Encodes camera frames into StaMo states.
+
+        Args:
+            images: (B, 3, H, W) uint8 in [0, 255] or float in [0, 1]; resized to `config.image_size`.
+
+        Returns:
+            (B, num_tokens, token_dim) float32 states.
+        """
+        images = prepare_images(images.to(self.device), self.config.image_size)
+        return self.model.encode(images).float()
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        states: Tensor,
+        num_inference_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        shared_noise: bool = False,
+    ) -> Tensor:
+        """Decodes states into images with the flow-matching sampler (no guidance).
+
+        Args:
+            states: (B, num_tokens, token_dim) (or (num_tokens, token_dim)).
+            num_inference_steps: Euler steps (default `config.num_inference_steps`, 50).
+            generator: CPU RNG for the initial noise, for reproducible decodes.
+            shared_noise: Use the same initial noise for every state (interpolation strips).
+
+        Returns:
+            (B, 3, S, S) float32 images in [0, 1].
+        """
+        states = self._check_states(states, "states")
+        steps = num_inference_steps or self.config.num_inference_steps
+        noise = None
+        if shared_noise:
+            dec = self.model.decoder
+            shape = (1, dec.transformer.config.in_channels, dec.latent_size, dec.latent_size)
+            noise = torch.randn(shape, generator=generator).expand(states.shape[0], -1, -1, -1)
+        latents = self.model.decoder.sample(states, steps, generator=generator, noise=noise)
+        return self.model.decoder.latents_to_images(latents)
+
+    @staticmethod
+    def motion(s_t: Tensor, s_tk: Tensor) -> Tensor:
+        """Latent motion (StaMo's latent action) from state `s_t` to `s_tk`: `s_tk - s_t`, same shape."""
+        return s_tk - s_t
+
+    @staticmethod
+    def interpolate(s_a: Tensor, s_b: Tensor, n: int) -> Tensor:
+        """Linear interpolation between states, endpoints included.
+
+        The pooled conditioning is a linear function of the state, so interpolating the state interpolates
+        the tokens and the pooled vector alike.
+
+        Args:
+            s_a: (B, N, D) or (N, D) start states.
+            s_b: Goal states, same shape.
+            n: Number of states on the path (>= 2).
+
+        Returns:
+            (B, n, N, D) (or (n, N, D) for unbatched inputs).
+        """
+        if n < 2:
+            raise ValueError(f"`n` must be >= 2 to include both endpoints, got {n}.")
+        if s_a.shape != s_b.shape:
+            raise ValueError(f"s_a {tuple(s_a.shape)} and s_b {tuple(s_b.shape)} must have the same shape.")
+        alphas = torch.linspace(0, 1, n, device=s_a.device, dtype=s_a.dtype)
+        alphas = alphas.view(*([1] * (s_a.ndim - 2)), n, 1, 1)  # (..., n, 1, 1)
+        return torch.lerp(s_a.unsqueeze(-3), s_b.unsqueeze(-3), alphas)
+
+    @staticmethod
+    def transfer(s_c: Tensor, s_a: Tensor, s_b: Tensor) -> Tensor:
+        """Motion transfer: applies the motion a -> b to the state c (`s_c + (s_b - s_a)`)."""
+        return s_c + (s_b - s_a)
+
+    def _check_states(self, states: Tensor, name: str) -> Tensor:
+        if states.ndim == 2:
+            states = states.unsqueeze(0)
+        expected = (self.config.num_tokens, self.config.token_dim)
+        if states.ndim != 3 or tuple(states.shape[1:]) != expected:
+            raise ValueError(f"`{name}` must have shape (B, {expected[0]}, {expected[1]}), got {tuple(states.shape)}.")
+        return states.to(self.device, torch.float32)
+
+    # ------------------------------------------------------------ reconstructions and the Hub
+    @torch.no_grad()
+    def reconstruct(
+        self, images: Tensor, num_inference_steps: int | None = None, seed: int = 0
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Encodes and decodes frames; returns the reconstructions (B, 3, S, S) and mean PSNR/SSIM."""
+        was_training = self.training
+        self.eval()
+        target = prepare_images(images.to(self.device), self.config.image_size)
+        recon = self.decode(
+            self.encode(target), num_inference_steps, generator=torch.Generator().manual_seed(seed)
+        )
+        self.train(was_training)
+        metrics = {"psnr": psnr(recon, target).mean().item(), "ssim": ssim(recon, target).mean().item()}
+        return recon, metrics
+
+    def write_reconstructions(self, images: Tensor, directory: str | Path) -> dict[str, float]:
+        """Writes `reconstructions.png` (originals above reconstructions) and the PSNR/SSIM JSON."""
+        import imageio.v3 as iio
+
+        directory = Path(directory)
+        recon, metrics = self.reconstruct(
+            images, self.config.reconstruction_num_inference_steps, self.config.reconstruction_seed
+        )
+        target = prepare_images(images.to(self.device), self.config.image_size)
+        iio.imwrite(directory / RECONSTRUCTION_PNG, grid([target, recon]).numpy())
+        (directory / RECONSTRUCTION_JSON).write_text(json.dumps(metrics, indent=2))
+        self.last_reconstruction_metrics = metrics
+        logger.info(f"stamo reconstructions: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
+        return metrics
+
+    def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
+        super()._save_pretrained(save_directory, state_dict=state_dict)
+        if self.config.reconstruction_on_save and self._reconstruction_images is not None:
+            try:
+                self.write_reconstructions(self._reconstruction_images, save_directory)
+            except Exception as err:  # a failed preview must never lose a checkpoint
+                logger.warning(f"Could not write stamo reconstructions to {save_directory}: {err}")
