@@ -27,6 +27,8 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import functools  # noqa: E402
+import atexit  # noqa: E402
+import weakref  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import fast_simplification  # noqa: E402
@@ -197,6 +199,12 @@ def build_model(height: int, width: int, visual_mesh_keep: float = VISUAL_MESH_K
     return model
 
 
+def _close_renderer(env_ref: weakref.ref) -> None:
+    env = env_ref()
+    if env is not None:
+        env.close()
+
+
 class SO101SimEnv(gym.Env):
     """Simulated SO-101 follower on a table with a cube (and, for PickPlace, a target pad).
 
@@ -363,15 +371,23 @@ class SO101SimEnv(gym.Env):
         return self._render_camera("front")
 
     def close(self) -> None:
-        if self._renderer is not None:
+        if getattr(self, "_renderer", None) is not None:
             self._renderer.close()
             self._renderer = None
+            atexit.unregister(self._close_at_exit)
+
+    def __del__(self):
+        self.close()
 
     # ---- internals ----
 
     def _render_camera(self, camera: str) -> np.ndarray:
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, height=self.height, width=self.width)
+            # MuJoCo registers eglTerminate at exit when the first context is made; registering after it
+            # frees this context first (exit handlers run last-in first-out), without EGL errors.
+            self._close_at_exit = functools.partial(_close_renderer, weakref.ref(self))
+            atexit.register(self._close_at_exit)
         self._renderer.update_scene(self.data, camera=camera)
         return self._renderer.render()
 

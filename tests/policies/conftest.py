@@ -24,6 +24,15 @@ from lerobot_stamo.policies.stamo import StamoConfig  # noqa: E402
 from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: tiny models gain nothing from two, and lose 100x when the 2 cores are busy."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_pretrained(tmp_path_factory) -> dict[str, str]:
     """Tiny random DINOv2 + SD3 folders in the Hub layout: `{"backbone": ..., "decoder_path": ...}`."""

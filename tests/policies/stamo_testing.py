@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +34,16 @@ def record_square_dataset(root: Path, episodes: int = 2, frames: int = 10):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     features = {
-        CAMERAS[0]: {"dtype": "image", "shape": (IMAGE_HW, IMAGE_HW, 3), "names": ["height", "width", "channels"]},
-        CAMERAS[1]: {"dtype": "image", "shape": (IMAGE_HW, IMAGE_HW, 3), "names": ["height", "width", "channels"]},
+        CAMERAS[0]: {
+            "dtype": "image",
+            "shape": (IMAGE_HW, IMAGE_HW, 3),
+            "names": ["height", "width", "channels"],
+        },
+        CAMERAS[1]: {
+            "dtype": "image",
+            "shape": (IMAGE_HW, IMAGE_HW, 3),
+            "names": ["height", "width", "channels"],
+        },
         OBS_STATE: {"dtype": "float32", "shape": (6,), "names": [f"j{i}" for i in range(6)]},
         ACTION: {"dtype": "float32", "shape": (6,), "names": [f"j{i}" for i in range(6)]},
     }

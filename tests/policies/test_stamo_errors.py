@@ -4,14 +4,12 @@ import json
 
 import pytest
 import torch
-
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.utils.constants import OBS_STATE
+from stamo_testing import CAMERAS
 
 from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
 from lerobot_stamo.policies.stamo.images import prepare_images
-
-from stamo_testing import CAMERAS
 
 
 def test_nan_pixels():

@@ -5,11 +5,10 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from stamo_testing import CAMERAS
 
 from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
 from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
-
-from stamo_testing import CAMERAS
 
 
 @pytest.fixture
@@ -122,7 +121,9 @@ def test_save_load_bit_exact(policy, tmp_path, square_batch):
     assert set(saved) == set(loaded.state_dict())
     for name, tensor in loaded.state_dict().items():
         assert torch.equal(tensor, policy.state_dict()[name]), name
-    torch.testing.assert_close(loaded.encode(square_batch[CAMERAS[0]]), policy.encode(square_batch[CAMERAS[0]]))
+    torch.testing.assert_close(
+        loaded.encode(square_batch[CAMERAS[0]]), policy.encode(square_batch[CAMERAS[0]])
+    )
 
 
 @pytest.mark.parametrize("mode", ["frozen", "lora"])
@@ -146,7 +147,9 @@ def test_decoder_modes_train_the_right_parameters(make_tiny_config, square_batch
 def test_decoder_from_scratch_differs_from_pretrained(make_tiny_config, tiny_pretrained):
     from diffusers import SD3Transformer2DModel
 
-    pretrained = SD3Transformer2DModel.from_pretrained(tiny_pretrained["decoder_path"], subfolder="transformer")
+    pretrained = SD3Transformer2DModel.from_pretrained(
+        tiny_pretrained["decoder_path"], subfolder="transformer"
+    )
     torch.manual_seed(123)
     policy = StamoPolicy(make_tiny_config(decoder_pretrained=False))
     w_ref = pretrained.transformer_blocks[0].attn.to_q.weight

@@ -137,7 +137,9 @@ class StamoConfig(PreTrainedConfig):
         if self.n_obs_steps != 1:
             raise ValueError(f"stamo encodes single frames: `n_obs_steps` must be 1, got {self.n_obs_steps}.")
         if self.num_tokens < 1 or self.token_dim < 1:
-            raise ValueError(f"`num_tokens` and `token_dim` must be >= 1, got {self.num_tokens}, {self.token_dim}.")
+            raise ValueError(
+                f"`num_tokens` and `token_dim` must be >= 1, got {self.num_tokens}, {self.token_dim}."
+            )
         lengths = list(self.compression_lengths)
         if any(b >= a for a, b in zip(lengths, lengths[1:], strict=False)) or (
             lengths and lengths[-1] <= self.num_tokens

@@ -121,7 +121,9 @@ class StamoDecoder(nn.Module):
         # Training timestep grid (the shifted sigmas of the scheduler's own training schedule).
         self.register_buffer("train_timesteps", self.scheduler.timesteps.clone().float(), persistent=False)
         n_train = len(self.scheduler.timesteps)
-        self.register_buffer("train_sigmas", self.scheduler.sigmas[:n_train].clone().float(), persistent=False)
+        self.register_buffer(
+            "train_sigmas", self.scheduler.sigmas[:n_train].clone().float(), persistent=False
+        )
         self.config = config
 
     # ---------------------------------------------------------------- VAE

@@ -45,7 +45,9 @@ def prepare_images(images: Tensor, size: int, key: str = "images") -> Tensor:
         lo, hi = images.min().item(), images.max().item()
         if lo < -1e-3 or hi > 1 + 1e-3:
             hint = " They look like 0-255 values: divide by 255." if hi > 1.5 else ""
-            raise ValueError(f"`{key}` float pixels must lie in [0, 1], got range [{lo:.3f}, {hi:.3f}].{hint}")
+            raise ValueError(
+                f"`{key}` float pixels must lie in [0, 1], got range [{lo:.3f}, {hi:.3f}].{hint}"
+            )
     else:
         raise TypeError(f"`{key}` must be uint8 in [0, 255] or float in [0, 1], got dtype {images.dtype}.")
     if images.shape[-2:] != (size, size):

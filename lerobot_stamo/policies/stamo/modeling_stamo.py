@@ -14,15 +14,17 @@ SD3 decoder (`decoder.py`) trained with the flow-matching loss.
 
 import json
 import logging
+from importlib.resources import files
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from transformers import AutoModel
-
+from huggingface_hub import HfApi, ModelCard, ModelCardData
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pretrained import PreTrainedPolicy
+from torch import Tensor, nn
+from transformers import AutoModel
 
 from .compressor import StamoCompressor
 from .configuration_stamo import StamoConfig
@@ -113,10 +115,25 @@ class StamoAutoencoder(nn.Module):
         """(B, 3, S, S) frames in [0, 1] -> (B, num_tokens, token_dim) states (with gradients)."""
         return self.compressor(self.patch_features(images))
 
-    def loss(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-sample flow-matching loss (B,) and sigmas (B,) of (B, 3, S, S) frames in [0, 1]."""
-        states = self.encode(images)  # (B, N, D)
-        z0 = self.decoder.latents_from_params(self.decoder.latent_params(images))  # (B, C, h, w)
+    def loss(
+        self,
+        images: Tensor | None,
+        patches: Tensor | None = None,
+        latent_params: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Per-sample flow-matching loss (B,) and sigmas (B,).
+
+        Args:
+            images: (B, 3, S, S) frames in [0, 1]; may be None when both cached inputs are given.
+            patches: Optional cached backbone patch features (B, P, C) (frozen backbone only).
+            latent_params: Optional cached VAE posterior parameters (B, 2c, h, w).
+        """
+        if patches is None:
+            patches = self.patch_features(images)
+        states = self.compressor(patches)  # (B, N, D)
+        if latent_params is None:
+            latent_params = self.decoder.latent_params(images)
+        z0 = self.decoder.latents_from_params(latent_params)  # (B, C, h, w)
         return self.decoder.loss(z0, states)
 
 
@@ -142,11 +159,14 @@ class StamoPolicy(PreTrainedPolicy):
         self.config = config
         self.model = StamoAutoencoder(config)
         self._reconstruction_images: Tensor | None = None
+        self._feature_cache = None  # loaded at the first training step when `config.feature_cache` is set
         self.last_reconstruction_metrics: dict[str, float] | None = None
 
     # ------------------------------------------------------------ LeRobot interface
     @classmethod
-    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs):
+    def from_pretrained(
+        cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs
+    ):
         """Loads a `stamo` checkpoint (a folder or Hub id with `config.json` and `model.safetensors`).
 
         Raises:
@@ -184,6 +204,25 @@ class StamoPolicy(PreTrainedPolicy):
             frames.append(prepare_images(batch[key], self.config.image_size, key=key))
         return torch.cat(frames, dim=0)
 
+    def _cached_features(self, batch: dict[str, Tensor], flip: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        """Frozen features from `config.feature_cache` for the batch's dataset indices, or (None, None)."""
+        if not self.config.feature_cache or "index" not in batch:
+            return None, None
+        if self._feature_cache is None:
+            from .feature_cache import StamoFeatureCache
+
+            self._feature_cache = StamoFeatureCache(self.config.feature_cache, self)
+        n = batch["index"].shape[0]
+        patches, params = [], []
+        for i, key in enumerate(self.config.camera_keys):
+            cam_flip = flip[i * n : (i + 1) * n] if flip is not None else None
+            p, z = self._feature_cache.lookup(batch["index"], key, cam_flip)
+            patches.append(p)
+            params.append(z)
+        device = self.device
+        patches_out = torch.cat(patches).to(device) if patches[0] is not None else None
+        return patches_out, torch.cat(params).to(device)
+
     def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
         """Flow-matching loss of the decoder conditioned on the encoder's states.
 
@@ -196,13 +235,15 @@ class StamoPolicy(PreTrainedPolicy):
             bucket reports the batch mean so that every rank logs the same keys).
         """
         images = self._camera_images(batch)  # (n_cams * B, 3, S, S)
+        flip = None
         if self.training:
             if self._reconstruction_images is None:  # fixed frames for the reconstructions on save
                 self._reconstruction_images = images[: self.config.reconstruction_num_images].detach().cpu()
             if self.config.random_flip > 0:
                 flip = torch.rand(images.shape[0], device=images.device) < self.config.random_flip
                 images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-        per_sample, sigmas = self.model.loss(images)
+        patches, latent_params = self._cached_features(batch, flip)
+        per_sample, sigmas = self.model.loss(images, patches, latent_params)
         loss = per_sample.mean()
         info: dict[str, float] = {"loss": loss.item()}
         nb = self.config.loss_buckets
@@ -310,7 +351,9 @@ class StamoPolicy(PreTrainedPolicy):
             states = states.unsqueeze(0)
         expected = (self.config.num_tokens, self.config.token_dim)
         if states.ndim != 3 or tuple(states.shape[1:]) != expected:
-            raise ValueError(f"`{name}` must have shape (B, {expected[0]}, {expected[1]}), got {tuple(states.shape)}.")
+            raise ValueError(
+                f"`{name}` must have shape (B, {expected[0]}, {expected[1]}), got {tuple(states.shape)}."
+            )
         return states.to(self.device, torch.float32)
 
     # ------------------------------------------------------------ reconstructions and the Hub
@@ -351,3 +394,90 @@ class StamoPolicy(PreTrainedPolicy):
                 self.write_reconstructions(self._reconstruction_images, save_directory)
             except Exception as err:  # a failed preview must never lose a checkpoint
                 logger.warning(f"Could not write stamo reconstructions to {save_directory}: {err}")
+
+    def generate_model_card(
+        self,
+        dataset_repo_id: str,
+        model_type: str,
+        license: str | None,
+        tags: list[str] | None,
+        cfg: Any | None = None,
+        dataset_meta: Any | None = None,
+    ) -> ModelCard:
+        """A StaMo model card: what the model is, how it was trained, on what, PSNR/SSIM and how to use it."""
+        from lerobot.policies.pretrained import _build_card_context
+
+        c = self.config
+        card_data = ModelCardData(
+            license=license or "apache-2.0",
+            library_name="lerobot",
+            pipeline_tag="robotics",
+            tags=sorted(
+                set(tags or []) | {"robotics", "lerobot", "stamo", "latent-action", "state-representation"}
+            ),
+            model_name=model_type,
+            datasets=dataset_repo_id,
+        )
+        context = _build_card_context(cfg, dataset_meta, c.input_features, c.output_features)
+        sizes = [self.model.num_patches, *c.compression_lengths, c.num_tokens]
+        context |= {
+            "dataset_repo_id": dataset_repo_id,
+            "repo_id": c.repo_id or "<user>/<stamo-model>",
+            "metrics": self.last_reconstruction_metrics,
+            "recon_steps": c.reconstruction_num_inference_steps,
+            "compression": " -> ".join(str(n) for n in sizes),
+            "cameras": ", ".join(f"`{k}`" for k in c.camera_keys),
+            **{
+                k: getattr(c, k)
+                for k in (
+                    "num_tokens",
+                    "token_dim",
+                    "backbone",
+                    "image_size",
+                    "compressor_layers",
+                    "compressor_dim",
+                    "decoder_path",
+                    "decoder_mode",
+                    "decoder_pretrained",
+                    "weighting_scheme",
+                )
+            },
+        }
+        template = files("lerobot_stamo.policies.stamo").joinpath("model_card.md").read_text(encoding="utf-8")
+        return ModelCard.from_template(card_data, template_str=template, **context)
+
+    def push_model_to_hub(
+        self, cfg: Any, peft_model: Any = None, state_dict: dict | None = None, dataset_meta: Any = None
+    ):
+        """Uploads weights, config, train config, the StaMo model card and the reconstruction image.
+
+        Same contract as LeRobot's `PreTrainedPolicy.push_model_to_hub` (one commit), plus `*.png`.
+        """
+        if peft_model is not None:
+            return super().push_model_to_hub(cfg, peft_model=peft_model, dataset_meta=dataset_meta)
+        api = HfApi()
+        repo_id = api.create_repo(
+            repo_id=self.config.repo_id, private=self.config.private, exist_ok=True
+        ).repo_id
+        with TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
+            saved_path = Path(tmp) / repo_id
+            self.save_pretrained(saved_path, state_dict=state_dict)  # + reconstructions.png and metrics
+            card = self.generate_model_card(
+                cfg.dataset.repo_id,
+                self.config.type,
+                self.config.license,
+                self.config.tags,
+                cfg,
+                dataset_meta,
+            )
+            card.save(str(saved_path / "README.md"))
+            cfg.save_pretrained(saved_path)
+            commit_info = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="model",
+                folder_path=saved_path,
+                commit_message="Upload stamo policy weights, train config, model card and reconstructions",
+                allow_patterns=["*.safetensors", "*.json", "*.yaml", "*.md", "*.png"],
+                ignore_patterns=["*.tmp", "*.log"],
+            )
+            logging.info(f"Model pushed to {commit_info.repo_url.url}")

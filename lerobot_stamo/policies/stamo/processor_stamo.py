@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from lerobot.configs.types import PipelineFeatureType, PolicyFeature
 from lerobot.processor import (
     ObservationProcessorStep,

@@ -74,8 +74,17 @@ def write_tiny_pretrained(root: str | Path, seed: int = 0, latent_channels: int 
         latent_channels=latent_channels,
         norm_num_groups=4,
         sample_size=TINY_IMAGE_SIZE,
-        scaling_factor=1.5,
-        shift_factor=0.1,
+    )
+    # Like a trained VAE: a near-deterministic posterior (small variance), and SD3-style shift/scaling
+    # factors that give the latents of natural-ish frames zero mean and unit variance.
+    with torch.no_grad():
+        vae.quant_conv.weight[latent_channels:] *= 0.01
+        vae.quant_conv.bias[latent_channels:] = -12.0
+        frames = torch.rand(8, 3, 1, 1) * torch.linspace(0, 1, TINY_IMAGE_SIZE).view(1, 1, 1, -1)
+        frames = frames.expand(-1, -1, TINY_IMAGE_SIZE, -1) * 2 - 1
+        mean = vae.encode(frames).latent_dist.mean
+    vae.register_to_config(
+        shift_factor=round(mean.mean().item(), 4), scaling_factor=round(1 / mean.std().item(), 4)
     )
     vae.save_pretrained(decoder_dir / "vae")
     FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0).save_pretrained(
@@ -98,7 +107,9 @@ def write_tiny_pretrained(root: str | Path, seed: int = 0, latent_channels: int 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("output_dir", nargs="?", default="outputs/stamo_tiny_pretrained")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -1,0 +1,203 @@
+"""`lerobot-stamo-sim-record`: record scripted-expert episodes of the simulated SO-101 as a LeRobotDataset.
+
+Examples::
+
+    # 20 PickCube demonstrations with actions (a robot dataset)
+    lerobot-stamo-sim-record --repo_id=local/so101_pickcube --root=data/so101_pickcube --num_episodes=20
+
+    # the same arm filmed without actions or joint states: "unlabelled video" for pseudo-actions
+    lerobot-stamo-sim-record --repo_id=local/so101_video --root=data/so101_video --video_only=true
+
+The dataset is written to a temporary folder next to ``--root`` and renamed into place only once it is
+complete, so an interrupted run never leaves a half-written dataset at ``--root``. Episode ``k`` is
+recorded with ``reset(seed=seed + k)`` (failed attempts are skipped unless ``--keep_failures=true``), so
+the same arguments reproduce the same dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import draccus
+import numpy as np
+from tqdm import tqdm
+
+from lerobot_stamo.envs.expert import ScriptedExpert
+from lerobot_stamo.envs.so101_sim import CAMERA_NAMES, MOTOR_FEATURE_NAMES, TASKS, SO101SimEnv, check_task
+
+logger = logging.getLogger(__name__)
+
+ROBOT_TYPE = "so101_follower"
+FPS = 10
+
+
+@dataclass
+class SimRecordConfig:
+    # Dataset id (stored in the metadata; the Hub repo when --push_to_hub=true).
+    repo_id: str = "local/stamo_so101"
+    # Where the dataset is written. Default: $HF_LEROBOT_HOME/<repo_id>.
+    root: Path | None = None
+    # "PickCube" or "PickPlace".
+    task: str = "PickCube"
+    num_episodes: int = 10
+    # Episode k is recorded from reset(seed=seed + k) (k counts attempts, failed ones included).
+    seed: int = 0
+    # Frames and task only (no action, no joint state): the unlabelled-video variant.
+    video_only: bool = False
+    # Keep episodes where the expert failed (they are skipped and replaced by the next seed otherwise).
+    keep_failures: bool = False
+    # Frames recorded after the task first succeeds (the arm settles / retreats).
+    steps_after_success: int = 5
+    observation_height: int = 224
+    observation_width: int = 224
+    cameras: list[str] = field(default_factory=lambda: list(CAMERA_NAMES))
+    # Store cameras as MP4 videos (LeRobot's default) or as PNG frames.
+    use_videos: bool = True
+    randomize_lighting: bool = False
+    randomize_cube_color: bool = False
+    camera_jitter: float = 0.0
+    # Replace an existing dataset at --root.
+    overwrite: bool = False
+    push_to_hub: bool = False
+    private: bool = False
+
+    def __post_init__(self):
+        check_task(self.task)
+        if self.num_episodes < 1:
+            raise ValueError(f"--num_episodes must be >= 1, got {self.num_episodes}.")
+
+
+def dataset_features(cfg: SimRecordConfig) -> dict[str, dict]:
+    """LeRobotDataset feature spec: cameras, plus joint state and action unless ``video_only``."""
+    image_dtype = "video" if cfg.use_videos else "image"
+    features: dict[str, dict] = {
+        f"observation.images.{cam}": {
+            "dtype": image_dtype,
+            "shape": (cfg.observation_height, cfg.observation_width, 3),
+            "names": ["height", "width", "channels"],
+        }
+        for cam in cfg.cameras
+    }
+    if not cfg.video_only:
+        joint_spec = {"dtype": "float32", "shape": (len(MOTOR_FEATURE_NAMES),), "names": MOTOR_FEATURE_NAMES}
+        features["observation.state"] = dict(joint_spec)
+        features["action"] = dict(joint_spec)
+    return features
+
+
+def run_expert_episode(env: SO101SimEnv, expert: ScriptedExpert, seed: int, steps_after_success: int):
+    """Run one expert episode; return (frames, success). Each frame is (observation, action)."""
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    frames: list[tuple[dict, np.ndarray]] = []
+    success_at: int | None = None
+    for t in range(env._spec.max_episode_steps):
+        action = expert.act()
+        frames.append((obs, action))
+        obs, _, terminated, _, info = env.step(action)
+        if info["is_success"] and success_at is None:
+            success_at = t
+        if success_at is not None and t - success_at >= steps_after_success:
+            break
+        if terminated and not info["is_success"]:
+            break  # cube left the workspace
+    return frames, success_at is not None
+
+
+def record(cfg: SimRecordConfig) -> Path:
+    """Record ``cfg.num_episodes`` episodes and return the dataset root."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.utils.constants import HF_LEROBOT_HOME
+
+    root = Path(cfg.root) if cfg.root is not None else HF_LEROBOT_HOME / cfg.repo_id
+    if root.exists() and not cfg.overwrite:
+        raise FileExistsError(
+            f"{root} already exists. Choose another --root, or pass --overwrite=true to replace it."
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp_root = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
+
+    env = SO101SimEnv(
+        task=cfg.task,
+        observation_height=cfg.observation_height,
+        observation_width=cfg.observation_width,
+        cameras=cfg.cameras,
+        randomize_lighting=cfg.randomize_lighting,
+        randomize_cube_color=cfg.randomize_cube_color,
+        camera_jitter=cfg.camera_jitter,
+    )
+    expert = ScriptedExpert(env)
+    task_text = TASKS[cfg.task].description
+    dataset = None
+    try:
+        dataset = LeRobotDataset.create(
+            repo_id=cfg.repo_id,
+            fps=FPS,
+            features=dataset_features(cfg),
+            root=tmp_root,
+            robot_type=ROBOT_TYPE,
+            use_videos=cfg.use_videos,
+        )
+        recorded = attempts = successes = 0
+        max_attempts = cfg.num_episodes * 3
+        with tqdm(total=cfg.num_episodes, desc=f"Recording {cfg.task}", unit="episode") as bar:
+            while recorded < cfg.num_episodes:
+                if attempts >= max_attempts:
+                    raise RuntimeError(
+                        f"The expert succeeded in only {successes}/{attempts} attempts; stopping. "
+                        "Pass --keep_failures=true to record failed episodes too."
+                    )
+                frames, success = run_expert_episode(env, expert, cfg.seed + attempts, cfg.steps_after_success)
+                attempts += 1
+                successes += success
+                if not success and not cfg.keep_failures:
+                    continue
+                for obs, action in frames:
+                    frame = {f"observation.images.{cam}": obs["pixels"][cam] for cam in cfg.cameras}
+                    if not cfg.video_only:
+                        frame["observation.state"] = obs["agent_pos"]
+                        frame["action"] = action
+                    frame["task"] = task_text
+                    dataset.add_frame(frame)
+                dataset.save_episode()
+                recorded += 1
+                bar.update(1)
+                bar.set_postfix(expert_success=f"{successes}/{attempts}")
+        dataset.finalize()
+        for empty in sorted((tmp_root / "images").glob("**/"), reverse=True):  # LeRobot's PNG staging
+            if not any(empty.iterdir()):
+                empty.rmdir()
+    except BaseException:
+        if dataset is not None:
+            try:  # close LeRobot's open writers, or they flush into the folder after it is removed
+                dataset.finalize()
+            except Exception:
+                logger.debug("finalize() of the interrupted dataset failed", exc_info=True)
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        raise
+    finally:
+        env.close()
+
+    if root.exists():  # --overwrite: the old dataset goes only once the new one is complete
+        shutil.rmtree(root)
+    tmp_root.rename(root)
+    rate = successes / attempts
+    logger.info("Expert success rate: %d/%d (%.0f%%)", successes, attempts, 100 * rate)
+    print(f"Recorded {recorded} episodes to {root}; expert success rate {successes}/{attempts} ({rate:.0%}).")
+
+    if cfg.push_to_hub:
+        LeRobotDataset(cfg.repo_id, root=root).push_to_hub(private=cfg.private)
+    return root
+
+
+def main(args: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    record(draccus.parse(SimRecordConfig, args=args))
+
+
+if __name__ == "__main__":
+    main()

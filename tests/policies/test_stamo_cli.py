@@ -1,0 +1,174 @@
+"""The real CLIs end to end: plug-in discovery, lerobot-train (fresh, resumed, from --policy.path) and
+lerobot-stamo-interpolate, each in a subprocess on the tiny preset and a recorded dataset."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from stamo_testing import CAMERAS, REPO_ROOT, TINY_PRESET
+
+BIN = Path(sys.executable).parent
+
+
+def run_cli(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def test_plugin_discovery_registers_stamo():
+    code = (
+        "from lerobot.utils.import_utils import register_third_party_plugins; register_third_party_plugins(); "
+        "from lerobot.configs import PreTrainedConfig; from lerobot.processor import ProcessorStepRegistry; "
+        "from lerobot.policies.factory import get_policy_class, make_pre_post_processors; "
+        "assert 'stamo' in PreTrainedConfig.get_known_choices(); "
+        "assert get_policy_class('stamo').__name__ == 'StamoPolicy'; "
+        "ProcessorStepRegistry.get('stamo_image_processor'); print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_pretrained, stamo_dataset):
+    """A 4-step lerobot-train run of the tiny preset, checkpointing every 2 steps."""
+    repo_id, root = stamo_dataset
+    out = tmp_path_factory.mktemp("train") / "run"
+    run_cli(
+        [
+            "lerobot-train",
+            f"--config_path={TINY_PRESET}",
+            "--policy.type=stamo",
+            f"--policy.backbone={tiny_pretrained['backbone']}",
+            f"--policy.decoder_path={tiny_pretrained['decoder_path']}",
+            "--policy.push_to_hub=false",
+            "--policy.device=cpu",
+            f"--dataset.repo_id={repo_id}",
+            f"--dataset.root={root}",
+            f"--output_dir={out}",
+            "--steps=4",
+            "--save_freq=2",
+            "--log_freq=1",
+            "--batch_size=4",
+            "--wandb.enable=false",
+        ]
+    )
+    return out
+
+
+@pytest.mark.slow
+def test_train_writes_checkpoints_and_reconstructions(trained_run):
+    pretrained = trained_run / "checkpoints" / "last" / "pretrained_model"
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "train_config.json",
+        "policy_preprocessor.json",
+        "policy_postprocessor.json",
+        "reconstructions.png",
+        "reconstruction_metrics.json",
+    ):
+        assert (pretrained / name).is_file(), name
+    config = json.loads((pretrained / "config.json").read_text())
+    assert config["type"] == "stamo" and config["image_size"] == 64
+    assert set(config["input_features"]) >= set(CAMERAS)
+    assert (trained_run / "checkpoints" / "000002").is_dir() and (
+        trained_run / "checkpoints" / "000004"
+    ).is_dir()
+
+
+@pytest.mark.slow
+def test_resume_continues_training(trained_run):
+    config_path = trained_run / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+    before = load_file(trained_run / "checkpoints" / "000004" / "pretrained_model" / "model.safetensors")
+    proc = run_cli(["lerobot-train", f"--config_path={config_path}", "--resume=true", "--steps=6"])
+    assert "Resuming" in proc.stdout + proc.stderr
+    after = load_file(trained_run / "checkpoints" / "000006" / "pretrained_model" / "model.safetensors")
+    key = "model.compressor.split.weight"
+    assert not torch.equal(before[key], after[key])  # it trained further
+    frozen = "model.decoder.vae.decoder.conv_out.weight"
+    assert torch.equal(before[frozen], after[frozen])  # the VAE stayed frozen
+
+
+@pytest.mark.slow
+def test_train_from_policy_path(trained_run, stamo_dataset, tmp_path):
+    repo_id, root = stamo_dataset
+    pretrained = trained_run / "checkpoints" / "000004" / "pretrained_model"
+    run_cli(
+        [
+            "lerobot-train",
+            f"--policy.path={pretrained}",
+            "--policy.push_to_hub=false",
+            f"--dataset.repo_id={repo_id}",
+            f"--dataset.root={root}",
+            f"--output_dir={tmp_path / 'finetune'}",
+            "--steps=1",
+            "--save_freq=1",
+            "--batch_size=2",
+            "--wandb.enable=false",
+        ]
+    )
+    assert (
+        tmp_path / "finetune" / "checkpoints" / "000001" / "pretrained_model" / "model.safetensors"
+    ).is_file()
+
+
+@pytest.mark.slow
+def test_interpolate_cli_dataset_and_images(trained_run, stamo_dataset, tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    repo_id, root = stamo_dataset
+    pretrained = trained_run / "checkpoints" / "last" / "pretrained_model"
+    out = tmp_path / "from_dataset"
+    run_cli(
+        [
+            "lerobot-stamo-interpolate",
+            f"--policy.path={pretrained}",
+            f"--dataset.repo_id={repo_id}",
+            f"--dataset.root={root}",
+            "--dataset.episode=1",
+            "--dataset.frames=[0,-1]",
+            "--dataset.transfer_episode=0",
+            "--steps=4",
+            "--num_inference_steps=2",
+            f"--output_dir={out}",
+        ]
+    )
+    strip = iio.imread(out / "interpolation.png")
+    assert strip.shape == (2 * 64, (4 + 2) * 64, 3)  # two rows: a | path | b and c | transfer | blank
+    assert len(iio.imread(out / "interpolation.gif", index=None)) == 4 + 2  # ping-pong
+
+    images = []
+    for i, value in enumerate((20, 200)):
+        path = tmp_path / f"{i}.png"
+        iio.imwrite(path, np.full((48, 48, 3), value, dtype=np.uint8))
+        images.append(str(path))
+    out2 = tmp_path / "from_images"
+    proc = run_cli(
+        [
+            "lerobot-stamo-interpolate",
+            f"--policy.path={pretrained}",
+            "--images",
+            *images,
+            "--steps=3",
+            "--num_inference_steps=2",
+            f"--output_dir={out2}",
+        ]
+    )
+    assert (out2 / "interpolation.gif").is_file()
+    assert iio.imread(out2 / "interpolation.png").shape == (64, 5 * 64, 3)
+    assert "interpolation" in proc.stderr  # the tqdm progress bar
