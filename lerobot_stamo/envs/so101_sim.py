@@ -26,8 +26,8 @@ from typing import Any
 # Headless rendering: EGL works on CPU-only machines; LeRobot imports us before any GL context exists.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import functools  # noqa: E402
 import atexit  # noqa: E402
+import functools  # noqa: E402
 import weakref  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -114,7 +114,7 @@ def check_task(task: str) -> TaskSpec:
     return TASKS[task]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _decimated_stl(path: Path, keep: float) -> tuple[np.ndarray, np.ndarray]:
     """Read a binary STL and return (vertices (V, 3), faces (F, 3)) of a decimated copy."""
     raw = path.read_bytes()

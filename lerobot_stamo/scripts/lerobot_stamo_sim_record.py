@@ -151,7 +151,9 @@ def record(cfg: SimRecordConfig) -> Path:
                         f"The expert succeeded in only {successes}/{attempts} attempts; stopping. "
                         "Pass --keep_failures=true to record failed episodes too."
                     )
-                frames, success = run_expert_episode(env, expert, cfg.seed + attempts, cfg.steps_after_success)
+                frames, success = run_expert_episode(
+                    env, expert, cfg.seed + attempts, cfg.steps_after_success
+                )
                 attempts += 1
                 successes += success
                 if not success and not cfg.keep_failures:

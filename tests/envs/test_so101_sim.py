@@ -53,7 +53,12 @@ def test_units_match_the_so101_follower(env):
     assert np.all(np.abs(low[:5]) > 90) and np.all(np.abs(high[:5]) > 90)
     assert low[5] == pytest.approx(0.0, abs=1e-4) and high[5] == pytest.approx(100.0, abs=1e-4)
     assert MOTOR_FEATURE_NAMES == [
-        "shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos", "gripper.pos"
+        "shoulder_pan.pos",
+        "shoulder_lift.pos",
+        "elbow_flex.pos",
+        "wrist_flex.pos",
+        "wrist_roll.pos",
+        "gripper.pos",
     ]
     # Holding a joint target in degrees moves the joint there.
     target = obs["agent_pos"].copy()
@@ -114,7 +119,9 @@ def test_out_of_range_targets_are_clipped(env):
     obs, *_ = env.step(np.array([1e4, 0, 0, 0, 0, 500.0]))
     low, high = env.joint_limits_user_units()
     assert np.all(obs["agent_pos"] <= high + 1.0)
-    assert env.data.ctrl[env.actuator_ids[0]] == pytest.approx(env.model.actuator_ctrlrange[env.actuator_ids[0], 1])
+    assert env.data.ctrl[env.actuator_ids[0]] == pytest.approx(
+        env.model.actuator_ctrlrange[env.actuator_ids[0], 1]
+    )
 
 
 def test_unknown_task_and_camera_list_the_valid_ones():
@@ -127,9 +134,13 @@ def test_unknown_task_and_camera_list_the_valid_ones():
 def test_domain_randomisation_is_off_by_default_and_seeded():
     plain = SO101SimEnv(observation_height=HW, observation_width=HW)
     rand = SO101SimEnv(
-        observation_height=HW, observation_width=HW,
-        randomize_lighting=True, randomize_cube_color=True, camera_jitter=0.01,
+        observation_height=HW,
+        observation_width=HW,
+        randomize_lighting=True,
+        randomize_cube_color=True,
+        camera_jitter=0.01,
     )
+
     def look(env):
         m = env.model
         return np.concatenate([m.light_diffuse.ravel(), m.cam_pos.ravel(), m.geom_rgba[m.geom("block").id]])
@@ -160,7 +171,9 @@ def test_env_config_for_lerobot_eval():
     from lerobot.envs.configs import EnvConfig
     from lerobot.envs.factory import make_env
 
-    cfg = EnvConfig.get_choice_class("stamo_so101")(observation_height=HW, observation_width=HW, episode_length=7)
+    cfg = EnvConfig.get_choice_class("stamo_so101")(
+        observation_height=HW, observation_width=HW, episode_length=7
+    )
     assert cfg.features_map["pixels/wrist"] == "observation.images.wrist"
     assert cfg.features["pixels/front"].shape == (HW, HW, 3)
     envs = make_env(cfg, n_envs=1)

@@ -94,8 +94,15 @@ def test_bad_arguments_name_the_fix(tmp_path):
 @pytest.mark.slow
 def test_console_script_prints_expert_success_rate(tmp_path):
     proc = run_cli(
-        [cli("lerobot-stamo-sim-record"), "--repo_id=local/cli", f"--root={tmp_path / 'cli'}",
-         "--task=PickPlace", "--num_episodes=1", "--observation_height=32", "--observation_width=32"],
+        [
+            cli("lerobot-stamo-sim-record"),
+            "--repo_id=local/cli",
+            f"--root={tmp_path / 'cli'}",
+            "--task=PickPlace",
+            "--num_episodes=1",
+            "--observation_height=32",
+            "--observation_width=32",
+        ],
         cwd=tmp_path,
     )
     assert "expert success rate 1/1" in proc.stdout

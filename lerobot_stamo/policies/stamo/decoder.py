@@ -202,7 +202,8 @@ class StamoDecoder(nn.Module):
         idx = (u * len(self.train_timesteps)).long().clamp_(0, len(self.train_timesteps) - 1).to(z0.device)
         timesteps = self.train_timesteps[idx]  # (B,)
         sigmas = self.train_sigmas[idx].view(b, 1, 1, 1)
-        noise = torch.randn_like(z0)
+        # Not randn_like: it follows z0's strides, so the same seed would give layout-dependent noise.
+        noise = torch.randn(z0.shape, device=z0.device, dtype=z0.dtype)
         z_t = (1.0 - sigmas) * z0 + sigmas * noise
         pred = self.velocity(z_t.to(self.transformer.dtype), timesteps, states).float()
         target = noise - z0

@@ -150,7 +150,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO)
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from lerobot.datasets.utils import dataset_to_policy_features
+    from lerobot.utils.feature_utils import dataset_to_policy_features
 
     from .configuration_stamo import StamoConfig
     from .modeling_stamo import StamoPolicy

@@ -1,0 +1,32 @@
+# The two set-up commands of the README. Each creates or updates .venv itself.
+#   make demo   record the simulated SO-101 datasets and draw them (offline, CPU)
+#   make test   the whole offline test suite (what CI runs)
+
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3 2>/dev/null)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+RUN_ENV := HF_HUB_OFFLINE=1 MUJOCO_GL=egl WANDB_MODE=disabled
+
+.PHONY: install demo test lint bench
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), f"Python >= 3.12 is required (LeRobot 0.6), found {sys.version.split()[0]} at {sys.executable}. Set PYTHON=/path/to/python3.12."'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(RUN_ENV) $(BIN)/lerobot-stamo-demo $(ARGS)
+
+test: install
+	$(RUN_ENV) $(BIN)/python -m pytest -q $(ARGS)
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: install
+	$(RUN_ENV) $(BIN)/python benchmarks/bench_env.py

@@ -1,0 +1,53 @@
+"""The frozen-feature cache gives the same loss as encoding frames on the fly, flips included."""
+
+import json
+
+import pytest
+import torch
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+from lerobot_stamo.policies.stamo import StamoPolicy
+from lerobot_stamo.policies.stamo.feature_cache import build_feature_cache
+
+
+@pytest.fixture
+def dataset(stamo_dataset):
+    repo_id, root = stamo_dataset
+    return LeRobotDataset(repo_id, root=root)
+
+
+def first_batch(dataset, n=6):
+    return next(iter(torch.utils.data.DataLoader(dataset, batch_size=n, shuffle=False)))
+
+
+@pytest.mark.parametrize("train_backbone", [False, True])
+def test_cached_loss_matches_on_the_fly_loss(make_tiny_config, dataset, tmp_path, train_backbone):
+    torch.manual_seed(0)
+    cfg = make_tiny_config(train_backbone=train_backbone, random_flip=0.5)
+    policy = StamoPolicy(cfg)
+    build_feature_cache(policy, dataset, tmp_path / "cache", batch_size=8)
+    info = json.loads((tmp_path / "cache" / "cache_info.json").read_text())
+    assert info["num_frames"] == dataset.num_frames and info["flips"]
+    assert info["backbone_cached"] is (not train_backbone)
+
+    batch = first_batch(dataset)
+    policy.train()
+    torch.manual_seed(5)
+    plain, _ = policy.forward(batch, reduction="none")
+    policy.config.feature_cache = str(tmp_path / "cache")
+    torch.manual_seed(5)
+    cached, _ = policy.forward(batch, reduction="none")
+    assert policy._feature_cache is not None
+    torch.testing.assert_close(cached, plain, rtol=2e-2, atol=2e-3)  # patches are stored in fp16
+
+
+def test_cache_of_other_weights_is_rejected(make_tiny_config, dataset, tmp_path):
+    policy = StamoPolicy(make_tiny_config(train_backbone=False))
+    build_feature_cache(policy, dataset, tmp_path / "cache")
+    other = StamoPolicy(make_tiny_config(train_backbone=False, image_size=48, feature_cache=str(tmp_path / "cache")))
+    other.train()
+    with pytest.raises(ValueError, match="image_size"):
+        other.forward(first_batch(dataset))
+    missing = StamoPolicy(make_tiny_config(feature_cache=str(tmp_path / "nope")))
+    with pytest.raises(FileNotFoundError, match="policy.feature_cache"):
+        missing.forward(first_batch(dataset))
