@@ -23,8 +23,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-# Headless rendering: EGL works on CPU-only machines; LeRobot imports us before any GL context exists.
-os.environ.setdefault("MUJOCO_GL", "egl")
+from lerobot_stamo.envs.rendering import HEADLESS_HELP, configure_headless_rendering  # noqa: E402
+
+configure_headless_rendering()  # EGL (else OSMesa) when there is no display and MUJOCO_GL is unset
 
 import atexit  # noqa: E402
 import functools  # noqa: E402
@@ -383,7 +384,13 @@ class SO101SimEnv(gym.Env):
 
     def _render_camera(self, camera: str) -> np.ndarray:
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, height=self.height, width=self.width)
+            try:
+                self._renderer = mujoco.Renderer(self.model, height=self.height, width=self.width)
+            except Exception as err:
+                raise RuntimeError(
+                    f"stamo_so101 could not create an off-screen OpenGL context "
+                    f"(MUJOCO_GL={os.environ.get('MUJOCO_GL', '<unset>')}): {err}. {HEADLESS_HELP}"
+                ) from err
             # MuJoCo registers eglTerminate at exit when the first context is made; registering after it
             # frees this context first (exit handlers run last-in first-out), without EGL errors.
             self._close_at_exit = functools.partial(_close_renderer, weakref.ref(self))

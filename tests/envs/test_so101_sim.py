@@ -184,3 +184,23 @@ def test_env_config_for_lerobot_eval():
     vec.close()
     with pytest.raises(ValueError, match="PickCube"):
         EnvConfig.get_choice_class("stamo_so101")(task="pickcube")
+
+
+def test_headless_rendering_even_when_mujoco_was_imported_first():
+    """LeRobot may import another MuJoCo plug-in first: rendering must still pick EGL/OSMesa, not GLFW."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import mujoco, os\n"
+        "from lerobot_stamo.envs import SO101SimEnv\n"
+        "env = SO101SimEnv(observation_height=16, observation_width=16)\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "print(os.environ['MUJOCO_GL'], obs['pixels']['front'].std() > 0)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    backend, rendered = proc.stdout.split()
+    assert backend in ("egl", "osmesa") and rendered == "True"
