@@ -149,9 +149,11 @@ def _main(cfg: InterpolateConfig) -> None:
 
 
 def main() -> None:
+    from lerobot.utils.utils import init_logging
+
     import lerobot_stamo  # noqa: F401  (registers the stamo policy)
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    init_logging()
     sys.argv = [sys.argv[0], *_space_separated_images(sys.argv[1:])]
     _main()
 

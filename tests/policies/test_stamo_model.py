@@ -115,7 +115,7 @@ def test_save_load_bit_exact(policy, tmp_path, square_batch):
     policy.save_pretrained(tmp_path)
     assert (tmp_path / "reconstructions.png").is_file()
     metrics = json.loads((tmp_path / "reconstruction_metrics.json").read_text())
-    assert set(metrics) == {"psnr", "ssim"}
+    assert set(metrics) == {"psnr", "ssim", "psnr_vae", "ssim_vae"}
     loaded = StamoPolicy.from_pretrained(tmp_path)
     saved = load_file(tmp_path / "model.safetensors")
     assert set(saved) == set(loaded.state_dict())
