@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.utils.constants import OBS_IMAGES
 
@@ -85,7 +84,9 @@ def train_curve(policy: StamoPolicy, loader, steps: int) -> tuple[list[float], f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="configs/stamo_tiny.json")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch_size", type=int, default=8)
@@ -149,15 +150,24 @@ def main() -> None:
         (f"train step, batch {args.batch_size} x 2 cameras, no cache (s)", f"{step_plain:.4f}"),
         (f"train step, batch {args.batch_size} x 2 cameras, feature cache (s)", f"{step_cached:.4f}"),
         ("cache speed-up", f"{results['cache_speedup']:.2f}x"),
-        ("mean loss of the last 10 steps, no cache / cache", f"{results['loss_last10_no_cache']:.4f} / "
-         f"{results['loss_last10_cache']:.4f}"),
+        (
+            "mean loss of the last 10 steps, no cache / cache",
+            f"{results['loss_last10_no_cache']:.4f} / {results['loss_last10_cache']:.4f}",
+        ),
         ("peak RSS (MiB)", f"{results['peak_rss_mib']:.0f}"),
-        ("state vs DINOv2 patch features (bytes/frame, this preset)",
-         f"{results['state_bytes_fp32']} vs {results['dinov2_patch_bytes_fp32']}"),
+        (
+            "state vs DINOv2 patch features (bytes/frame, this preset)",
+            f"{results['state_bytes_fp32']} vs {results['dinov2_patch_bytes_fp32']}",
+        ),
         ("state vs DINOv2 patch features (bytes/frame, paper)", "8192 vs 786432 (96x smaller)"),
     ]
-    md = [f"# stamo benchmark: `{args.preset}` on CPU ({args.threads} thread(s), torch {torch.__version__})", "",
-          "| measure | value |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows]]
+    md = [
+        f"# stamo benchmark: `{args.preset}` on CPU ({args.threads} thread(s), torch {torch.__version__})",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *[f"| {a} | {b} |" for a, b in rows],
+    ]
     (RESULTS / f"bench_{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

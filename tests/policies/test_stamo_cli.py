@@ -43,9 +43,9 @@ def test_plugin_discovery_registers_stamo():
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, tiny_pretrained, stamo_dataset):
+def trained_run(tmp_path_factory, tiny_pretrained, sim_dataset):
     """A 4-step lerobot-train run of the tiny preset, checkpointing every 2 steps."""
-    repo_id, root = stamo_dataset
+    repo_id, root = sim_dataset
     out = tmp_path_factory.mktemp("train") / "run"
     run_cli(
         [
@@ -104,8 +104,8 @@ def test_resume_continues_training(trained_run):
 
 
 @pytest.mark.slow
-def test_train_from_policy_path(trained_run, stamo_dataset, tmp_path):
-    repo_id, root = stamo_dataset
+def test_train_from_policy_path(trained_run, sim_dataset, tmp_path):
+    repo_id, root = sim_dataset
     pretrained = trained_run / "checkpoints" / "000004" / "pretrained_model"
     run_cli(
         [
@@ -127,11 +127,11 @@ def test_train_from_policy_path(trained_run, stamo_dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_interpolate_cli_dataset_and_images(trained_run, stamo_dataset, tmp_path):
+def test_interpolate_cli_dataset_and_images(trained_run, sim_dataset, tmp_path):
     import imageio.v3 as iio
     import numpy as np
 
-    repo_id, root = stamo_dataset
+    repo_id, root = sim_dataset
     pretrained = trained_run / "checkpoints" / "last" / "pretrained_model"
     out = tmp_path / "from_dataset"
     run_cli(
@@ -172,3 +172,52 @@ def test_interpolate_cli_dataset_and_images(trained_run, stamo_dataset, tmp_path
     assert (out2 / "interpolation.gif").is_file()
     assert iio.imread(out2 / "interpolation.png").shape == (64, 5 * 64, 3)
     assert "interpolation" in proc.stderr  # the tqdm progress bar
+
+
+@pytest.mark.slow
+def test_accelerate_two_cpu_processes(tiny_pretrained, sim_dataset, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU (gloo): two ranks train and exit in time."""
+    repo_id, root = sim_dataset
+    out = tmp_path / "ddp"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    cmd = [
+        str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lerobot.scripts.lerobot_train",
+        f"--config_path={TINY_PRESET}", f"--policy.backbone={tiny_pretrained['backbone']}",
+        f"--policy.decoder_path={tiny_pretrained['decoder_path']}", "--policy.device=cpu",
+        f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", f"--output_dir={out}",
+        "--steps=3", "--save_freq=3", "--log_freq=1", "--batch_size=2", "--wandb.enable=false",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    try:
+        log, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)  # the whole launcher group, both ranks included
+        log, _ = proc.communicate()
+        pytest.fail(f"accelerate run did not exit within 300 s:\n{log[-4000:]}")
+    assert proc.returncode == 0, log[-6000:]
+    assert "Effective batch size: 2 x 2 = 4" in log  # world size 2: two ranks ran
+    assert "End of training" in log
+    assert (out / "checkpoints" / "000003" / "pretrained_model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_train_from_feature_cache(tiny_pretrained, stamo_dataset, tmp_path):
+    repo_id, root = stamo_dataset
+    cache = tmp_path / "cache"
+    run_cli(
+        ["python", "-m", "lerobot_stamo.policies.stamo.feature_cache", "--preset", str(TINY_PRESET), "--set",
+         "train_backbone=false", "device=cpu", f"backbone={tiny_pretrained['backbone']}",
+         f"decoder_path={tiny_pretrained['decoder_path']}", "--repo_id", repo_id, "--root", str(root),
+         "--output", str(cache)]
+    )  # fmt: skip
+    assert json.loads((cache / "cache_info.json").read_text())["num_frames"] == 20
+    proc = run_cli(
+        ["lerobot-train", f"--config_path={TINY_PRESET}", "--policy.train_backbone=false",
+         f"--policy.feature_cache={cache}", f"--policy.backbone={tiny_pretrained['backbone']}",
+         f"--policy.decoder_path={tiny_pretrained['decoder_path']}", "--policy.device=cpu",
+         f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", f"--output_dir={tmp_path / 'run'}",
+         "--steps=2", "--save_freq=2", "--batch_size=4", "--wandb.enable=false"]
+    )  # fmt: skip
+    assert "Training from the frozen-feature cache" in proc.stdout + proc.stderr

@@ -44,7 +44,9 @@ def test_cached_loss_matches_on_the_fly_loss(make_tiny_config, dataset, tmp_path
 def test_cache_of_other_weights_is_rejected(make_tiny_config, dataset, tmp_path):
     policy = StamoPolicy(make_tiny_config(train_backbone=False))
     build_feature_cache(policy, dataset, tmp_path / "cache")
-    other = StamoPolicy(make_tiny_config(train_backbone=False, image_size=48, feature_cache=str(tmp_path / "cache")))
+    other = StamoPolicy(
+        make_tiny_config(train_backbone=False, image_size=48, feature_cache=str(tmp_path / "cache"))
+    )
     other.train()
     with pytest.raises(ValueError, match="image_size"):
         other.forward(first_batch(dataset))

@@ -180,3 +180,14 @@ def test_tiny_writer_is_deterministic(tmp_path):
         wb = load_file(next((tmp_path / "b" / "sd3" / part).glob("*.safetensors")))
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert a["backbone"].endswith("dinov2") and b["decoder_path"].endswith("sd3")
+
+
+def test_bfloat16_frozen_parts(make_tiny_config, square_batch):
+    policy = StamoPolicy(make_tiny_config(dtype="bfloat16", train_backbone=False))
+    assert policy.model.backbone.dtype == torch.bfloat16 and policy.model.decoder.vae.dtype == torch.bfloat16
+    assert policy.model.decoder.transformer.dtype == torch.float32  # trained parts stay in fp32 (autocast)
+    policy.train()
+    loss, _ = policy.forward(square_batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert policy.encode(square_batch[CAMERAS[0]]).dtype == torch.float32

@@ -1,7 +1,7 @@
 """`lerobot-stamo-demo` (what `make demo` runs) end to end, at a tiny size."""
 
 import pytest
-from conftest import cli, run_cli
+from cli_helpers import cli, run_cli
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import SIM_IMAGE_HW, cli, run_cli
+from cli_helpers import SIM_IMAGE_HW, cli, run_cli
 
 TINY_ACT = [
     "--policy.type=act",

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SIM_IMAGE_HW, cli, run_cli
+from cli_helpers import SIM_IMAGE_HW, cli, run_cli
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from lerobot_stamo.envs import MOTOR_FEATURE_NAMES

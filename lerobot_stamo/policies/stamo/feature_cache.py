@@ -77,7 +77,9 @@ def build_feature_cache(policy, dataset, output_dir: str | Path, batch_size: int
                 x = images.flip(-1) if flip else images
                 suffix = "/flip" if flip else ""
                 if info["backbone_cached"]:
-                    parts.setdefault(f"{cam}/patches{suffix}", []).append(model.patch_features(x).half().cpu())
+                    parts.setdefault(f"{cam}/patches{suffix}", []).append(
+                        model.patch_features(x).half().cpu()
+                    )
                 parts.setdefault(f"{cam}/latents{suffix}", []).append(model.decoder.latent_params(x).cpu())
     tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
     save_file(tensors, output_dir / FEATURES_FILE)
@@ -139,7 +141,9 @@ class StamoFeatureCache:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", required=True, help="configs/stamo_*.json (its `policy` section is used)")
     parser.add_argument("--set", nargs="*", default=[], help="policy field overrides, key=json_value")
     parser.add_argument("--repo_id", required=True)

@@ -38,6 +38,20 @@ RECONSTRUCTION_JSON = "reconstruction_metrics.json"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def _log_to_wandb(image_path: Path, metrics: dict[str, float]) -> None:
+    """Logs the reconstruction grid and metrics to the active wandb run (LeRobot's `--wandb.enable=true`)."""
+    try:
+        import wandb
+    except ImportError:
+        return
+    if wandb.run is not None:
+        wandb.run.log(
+            {"stamo/reconstructions": wandb.Image(str(image_path))}
+            | {f"stamo/{k}": v for k, v in metrics.items()},
+            commit=False,
+        )
+
+
 class StamoAutoencoder(nn.Module):
     """Encoder (DINOv2 + compressor) and decoder (SD3 DiT + VAE) of StaMo.
 
@@ -84,6 +98,10 @@ class StamoAutoencoder(nn.Module):
 
         compute_dtype = _DTYPES[config.dtype]
         if config.train_backbone:
+            logger.warning(
+                "policy.train_backbone=true: the backbone is trained. The paper keeps DINOv2 frozen; this is "
+                "meant for the tiny preset's random backbone (and rules out caching backbone features)."
+            )
             if config.gradient_checkpointing and self.backbone.supports_gradient_checkpointing:
                 self.backbone.gradient_checkpointing_enable()
         else:
@@ -204,7 +222,9 @@ class StamoPolicy(PreTrainedPolicy):
             frames.append(prepare_images(batch[key], self.config.image_size, key=key))
         return torch.cat(frames, dim=0)
 
-    def _cached_features(self, batch: dict[str, Tensor], flip: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    def _cached_features(
+        self, batch: dict[str, Tensor], flip: Tensor | None
+    ) -> tuple[Tensor | None, Tensor | None]:
         """Frozen features from `config.feature_cache` for the batch's dataset indices, or (None, None)."""
         if not self.config.feature_cache or "index" not in batch:
             return None, None
@@ -212,6 +232,7 @@ class StamoPolicy(PreTrainedPolicy):
             from .feature_cache import StamoFeatureCache
 
             self._feature_cache = StamoFeatureCache(self.config.feature_cache, self)
+            logger.info(f"Training from the frozen-feature cache in {self.config.feature_cache}")
         n = batch["index"].shape[0]
         patches, params = [], []
         for i, key in enumerate(self.config.camera_keys):
@@ -376,7 +397,9 @@ class StamoPolicy(PreTrainedPolicy):
         was_training = self.training
         self.eval()
         target = prepare_images(images.to(self.device), self.config.image_size)
-        recon = self.decode(self.encode(target), num_inference_steps, generator=torch.Generator().manual_seed(seed))
+        recon = self.decode(
+            self.encode(target), num_inference_steps, generator=torch.Generator().manual_seed(seed)
+        )
         dec = self.model.decoder
         round_trip = dec.latents_to_images(
             dec.latents_from_params(dec.latent_params(target), torch.Generator(self.device).manual_seed(seed))
@@ -402,6 +425,7 @@ class StamoPolicy(PreTrainedPolicy):
         iio.imwrite(directory / RECONSTRUCTION_PNG, grid([target, round_trip, recon]).numpy())
         (directory / RECONSTRUCTION_JSON).write_text(json.dumps(metrics, indent=2))
         self.last_reconstruction_metrics = metrics
+        _log_to_wandb(directory / RECONSTRUCTION_PNG, metrics)
         logger.info(
             f"stamo reconstructions: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} "
             f"(vs the VAE round trip: {metrics['psnr_vae']:.2f} dB, {metrics['ssim_vae']:.3f})"

@@ -1,0 +1,692 @@
+"""Offline latent-motion labelling: a LeRobotDataset in, the same dataset plus StaMo columns out.
+
+For every chosen camera ``observation.images.<cam>`` the labeller encodes each frame once with a frozen
+`stamo` policy (``StamoPolicy.encode``: the one place that turns frames into states) and writes a new
+LeRobotDataset with three more columns:
+
+- ``observation.stamo_state.<cam>``: the state s_t, float32 (num_tokens, token_dim);
+- ``observation.stamo_motion.<cam>``: the latent motion m_t = s_{t+k} - s_t (zeros where undefined);
+- ``observation.stamo_motion_valid``: bool, false for the last k frames of each episode.
+
+Names start with ``observation.`` because LeRobot's batch-to-transition conversion drops other columns.
+
+Crash safety: states are written per episode (one safetensors shard, written to a temporary name and
+renamed) into a work folder next to the output, ``.<name>.stamo-work/``. A re-run with the same arguments
+skips the episodes already encoded, merges the shards into a copy of the source dataset inside the work
+folder, computes the stats of the new columns and renames the finished dataset to ``output_dir``. Nothing
+half-written is ever visible at ``output_dir``. Under ``accelerate launch`` the episodes are sharded across
+processes (episode ``e`` goes to rank ``e % world_size``) and the main process merges.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lerobot.utils.constants import OBS_IMAGES, OBS_STR
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+STATE_PREFIX = f"{OBS_STR}.stamo_state"
+MOTION_PREFIX = f"{OBS_STR}.stamo_motion"
+VALID_KEY = f"{OBS_STR}.stamo_motion_valid"
+LABELS_FILE = "meta/stamo_labels.json"
+LABELS_FORMAT = 1
+
+
+# --------------------------------------------------------------------------------------------- config
+@dataclass
+class LabelPolicyArgs:
+    # Folder or Hub id of a `stamo` checkpoint (config.json + model.safetensors).
+    path: str = ""
+    # Hub revision (branch, tag or commit) of the checkpoint.
+    revision: str | None = None
+    # Device to encode on (default: the checkpoint's `device`, falling back to the CPU if unavailable).
+    device: str | None = None
+
+
+@dataclass
+class LabelDatasetArgs:
+    # Hub id of the source dataset (also its id when read from --dataset.root).
+    repo_id: str = ""
+    # Local folder of the source dataset (default: $HF_LEROBOT_HOME/<repo_id>).
+    root: str | None = None
+    revision: str | None = None
+    # Video decoder ("torchcodec" or "pyav"; default: LeRobot's choice).
+    video_backend: str | None = None
+
+
+@dataclass
+class LabelConfig:
+    """Arguments of `lerobot-stamo-label` (and of `label_dataset`)."""
+
+    policy: LabelPolicyArgs = field(default_factory=LabelPolicyArgs)
+    dataset: LabelDatasetArgs = field(default_factory=LabelDatasetArgs)
+    # Where the labelled dataset is written (a new folder).
+    output_dir: str = ""
+    # k in m_t = s_{t+k} - s_t (frames).
+    horizon: int = 1
+    # Cameras to label, as `front` or `observation.images.front` (default: every camera of the dataset).
+    cameras: list[str] | None = None
+    # Frames per encoder forward pass (per camera).
+    batch_size: int = 32
+    # DataLoader workers decoding frames while the encoder runs (0: decode in the main process).
+    num_workers: int = 2
+    # Id of the new dataset (default: `<source id>_stamo`); the Hub repo with --push_to_hub=true.
+    repo_id: str | None = None
+    push_to_hub: bool = False
+    private: bool = False
+    # Replace an existing, different labelling at --output_dir.
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if self.horizon < 1:
+            raise ValueError(f"--horizon must be >= 1 (frames between s_t and s_t+k), got {self.horizon}.")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
+        if self.num_workers < 0:
+            raise ValueError(f"--num_workers must be >= 0, got {self.num_workers}.")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def camera_name(key: str) -> str:
+    """`observation.images.front` -> `front` (the suffix used in the StaMo column names)."""
+    prefix = f"{OBS_IMAGES}."
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+def state_key(camera_key: str) -> str:
+    """Column name of the StaMo state of a camera: `observation.stamo_state.<cam>`."""
+    return f"{STATE_PREFIX}.{camera_name(camera_key)}"
+
+
+def motion_key(camera_key: str) -> str:
+    """Column name of the latent motion of a camera: `observation.stamo_motion.<cam>`."""
+    return f"{MOTION_PREFIX}.{camera_name(camera_key)}"
+
+
+def resolve_cameras(meta, cameras: list[str] | None) -> list[str]:
+    """Maps `--cameras` (short or full names) to the dataset's camera keys and checks their channels.
+
+    Args:
+        meta: `LeRobotDatasetMetadata` of the source dataset.
+        cameras: Requested cameras, or None for all of them.
+
+    Returns:
+        Full camera keys, in the order requested (or the dataset's order).
+
+    Raises:
+        ValueError: Unknown camera (the available ones are listed), no camera at all, or frames that are not
+            3-channel RGB.
+    """
+    available = list(meta.camera_keys)
+    if not available:
+        raise ValueError(
+            f"Dataset {meta.repo_id!r} has no camera feature (features: {list(meta.features)}): "
+            "nothing to encode."
+        )
+    if not cameras:
+        keys = available
+    else:
+        keys = []
+        for cam in cameras:
+            key = cam if cam in available else f"{OBS_IMAGES}.{cam}"
+            if key not in available:
+                short = [camera_name(k) for k in available]
+                raise ValueError(
+                    f"Camera {cam!r} is not in dataset {meta.repo_id!r}. Available cameras: {short} "
+                    f"(or {available}). Fix --cameras."
+                )
+            if key not in keys:
+                keys.append(key)
+    for key in keys:
+        ft = meta.features[key]
+        names = list(ft.get("names") or [])
+        shape = list(ft["shape"])
+        channels = shape[names.index("channels")] if "channels" in names else shape[-1]
+        if channels != 3:
+            raise ValueError(
+                f"Camera {key!r} has {channels} channel(s) (shape {shape}, names {names}); the stamo encoder "
+                "expects 3-channel RGB frames. Leave it out with --cameras (depth or grayscale streams "
+                "cannot be labelled)."
+            )
+    return keys
+
+
+def check_horizon(meta, horizon: int) -> None:
+    """Raises if no episode is longer than `horizon` frames (no latent motion would be defined)."""
+    lengths = [int(n) for n in meta.episodes["length"]]
+    if max(lengths) <= horizon:
+        raise ValueError(
+            f"--horizon={horizon} is not shorter than any episode of {meta.repo_id!r} (longest episode: "
+            f"{max(lengths)} frames): no frame has a frame k steps later. Use --horizon < {max(lengths)}."
+        )
+    short = sum(n <= horizon for n in lengths)
+    if short:
+        logger.warning(f"{short} of {len(lengths)} episode(s) are not longer than --horizon={horizon}: "
+                       "all their motion labels are marked invalid.")
+
+
+def load_stamo_config(path: str, revision: str | None = None):
+    """Loads a checkpoint's config and checks that it is a `stamo` policy (no weights loaded).
+
+    Raises:
+        TypeError: If the checkpoint is another policy type.
+    """
+    from lerobot.configs import PreTrainedConfig
+
+    from lerobot_stamo.policies.stamo import StamoConfig
+
+    if not path:
+        raise ValueError("--policy.path is required: a stamo checkpoint folder or Hub id.")
+    try:
+        config = PreTrainedConfig.from_pretrained(path, revision=revision)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"--policy.path={path!r} has no config.json: point it at a `stamo` checkpoint (e.g. "
+            f"outputs/train/.../checkpoints/last/pretrained_model) or a Hub id. ({err})"
+        ) from err
+    if not isinstance(config, StamoConfig):
+        raise TypeError(
+            f"--policy.path={path!r} is a {getattr(config, 'type', type(config).__name__)!r} checkpoint, not a "
+            "'stamo' one: latent motion needs the StaMo encoder. Train one with `lerobot-train "
+            "--policy.type=stamo` and pass its pretrained_model folder."
+        )
+    return config
+
+
+def checkpoint_identity(path: str, revision: str | None = None) -> dict[str, Any]:
+    """Where the weights come from: path or Hub id, resolved commit (Hub) and sha256 of the weights."""
+    from huggingface_hub import hf_hub_download
+
+    local = Path(path)
+    if local.is_dir():
+        weights, commit = local / "model.safetensors", None
+        source = str(local.resolve())
+    else:
+        weights = Path(hf_hub_download(path, "model.safetensors", revision=revision))
+        parts = weights.parts
+        commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
+        source = path
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"policy_path": source, "policy_revision": revision, "policy_commit": commit,
+            "weights_sha256": digest.hexdigest()}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def work_dir_for(output_dir: Path) -> Path:
+    """The work folder of a labelling run: `.<name>.stamo-work` next to the output folder."""
+    return output_dir.parent / f".{output_dir.name}.stamo-work"
+
+
+def shard_path(work: Path, episode: int) -> Path:
+    return work / "states" / f"episode_{episode:06d}.safetensors"
+
+
+# --------------------------------------------------------------------------------------------- frames
+class EpisodeChunks(torch.utils.data.Dataset):
+    """Map-style dataset whose items are runs of consecutive frames of one episode, decoded at once.
+
+    Decoding a run with one call (one seek, then sequential decoding) is much faster than frame by frame,
+    and DataLoader workers decode the next runs while the encoder runs on the current one.
+
+    Args:
+        dataset: The source `LeRobotDataset` (all episodes).
+        cameras: Camera keys to decode.
+        chunks: `(episode_index, start, stop)` frame ranges inside episodes.
+    """
+
+    def __init__(self, dataset, cameras: list[str], chunks: list[tuple[int, int, int]], video_backend: str | None):
+        from lerobot.utils.import_utils import get_safe_default_video_backend
+
+        self.dataset = dataset
+        self.video_backend = video_backend or get_safe_default_video_backend()
+        self.cameras = cameras
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from lerobot.datasets.video_utils import decode_video_frames
+
+        ep, start, stop = self.chunks[i]
+        meta = self.dataset.meta
+        first = int(meta.episodes[ep]["dataset_from_index"])
+        rows = self.dataset.hf_dataset[first + start : first + stop]
+        out: dict[str, Any] = {"episode_index": ep, "start": start, "stop": stop}
+        for key in self.cameras:
+            if key in meta.video_keys:
+                offset = float(meta.episodes[ep][f"videos/{key}/from_timestamp"])
+                timestamps = [offset + float(t) for t in rows["timestamp"]]
+                frames = decode_video_frames(
+                    self.dataset.root / meta.get_video_file_path(ep, key),
+                    timestamps,
+                    self.dataset.tolerance_s,
+                    self.video_backend,
+                    return_uint8=True,
+                )  # (n, 3, H, W) uint8
+            else:
+                frames = torch.stack(list(rows[key]))  # (n, 3, H, W) float in [0, 1]
+            out[key] = frames
+        return out
+
+
+def plan_chunks(meta, episodes: list[int], chunk: int) -> list[tuple[int, int, int]]:
+    """Splits episodes into `(episode, start, stop)` runs of at most `chunk` frames (fixed boundaries)."""
+    out = []
+    for ep in episodes:
+        length = int(meta.episodes[ep]["length"])
+        out += [(ep, a, min(a + chunk, length)) for a in range(0, length, chunk)]
+    return out
+
+
+# --------------------------------------------------------------------------------------------- encoding
+def encode_episodes(
+    policy,
+    dataset,
+    cameras: list[str],
+    episodes: list[int],
+    work: Path,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    progress: bool = True,
+    video_backend: str | None = None,
+) -> int:
+    """Encodes every frame of `episodes` and writes one state shard per episode (atomically).
+
+    Args:
+        policy: A `StamoPolicy` in eval mode.
+        dataset: Source `LeRobotDataset`.
+        cameras: Camera keys to encode.
+        episodes: Episode indices to encode (those with a shard already are skipped).
+        work: Work folder (`states/episode_XXXXXX.safetensors` are written inside).
+        batch_size: Frames per chunk (and per encoder call per camera).
+        num_workers: DataLoader workers decoding frames.
+        progress: Show a tqdm progress bar with frames/s.
+        video_backend: Video decoder (default: LeRobot's safe default).
+
+    Returns:
+        The number of frames encoded by this call.
+    """
+    (work / "states").mkdir(parents=True, exist_ok=True)
+    todo = [ep for ep in episodes if not shard_path(work, ep).exists()]
+    if len(todo) < len(episodes):
+        logger.info(f"Resuming: {len(episodes) - len(todo)} of {len(episodes)} episode(s) already encoded.")
+    if not todo:
+        return 0
+    chunks = plan_chunks(dataset.meta, todo, batch_size)
+    total = sum(b - a for _, a, b in chunks)
+    loader = torch.utils.data.DataLoader(
+        EpisodeChunks(dataset, cameras, chunks, video_backend),
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        prefetch_factor=4 if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+    lengths = {ep: int(dataset.meta.episodes[ep]["length"]) for ep in todo}
+    buffers: dict[int, dict[str, list[torch.Tensor]]] = {}
+    bar = tqdm(total=total, unit="frame", desc="stamo encode", disable=not progress, smoothing=0.1)
+    for item in loader:
+        ep, stop = item["episode_index"], item["stop"]
+        frames = [item[key] for key in cameras]
+        n = frames[0].shape[0]
+        # One encoder call for all cameras: (n_cams * n, 3, H, W) -> (n_cams * n, N, D).
+        same = all(f.shape == frames[0].shape and f.dtype == frames[0].dtype for f in frames)
+        if same:
+            states = policy.encode(torch.cat(frames)).cpu().split(n)
+        else:
+            states = [policy.encode(f).cpu() for f in frames]
+        buf = buffers.setdefault(ep, {key: [] for key in cameras})
+        for key, s in zip(cameras, states, strict=True):
+            buf[key].append(s)
+        bar.update(n)
+        if stop == lengths[ep]:
+            tensors = {key: torch.cat(parts).contiguous() for key, parts in buffers.pop(ep).items()}
+            _atomic_save(tensors, shard_path(work, ep), metadata={"episode_index": str(ep)})
+    bar.close()
+    return total
+
+
+# --------------------------------------------------------------------------------------------- merging
+def motion_from_states(states: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Latent motion of one episode: m_t = s_{t+k} - s_t, zero and invalid for the last k frames.
+
+    Args:
+        states: (L, N, D) states of consecutive frames.
+        horizon: k.
+
+    Returns:
+        motion (L, N, D) and valid (L,) bool.
+    """
+    motion = np.zeros_like(states)
+    valid = np.zeros(len(states), dtype=bool)
+    if len(states) > horizon:
+        motion[:-horizon] = states[horizon:] - states[:-horizon]
+        valid[:-horizon] = True
+    return motion, valid
+
+
+def _new_columns(dataset, cameras: list[str], horizon: int, work: Path) -> dict[str, np.ndarray]:
+    """Reads all shards and builds the new columns in the dataset's row order."""
+    meta = dataset.meta
+    n = meta.total_frames
+    index = np.asarray(dataset.hf_dataset["index"])
+    if not np.array_equal(index, np.arange(n)):
+        raise RuntimeError(
+            f"Dataset {meta.repo_id!r}: rows are not stored in `index` order 0..{n - 1}; cannot append columns."
+        )
+    columns: dict[str, np.ndarray] = {}
+    valid = np.zeros(n, dtype=bool)
+    for ep in range(meta.total_episodes):
+        path = shard_path(work, ep)
+        if not path.exists():
+            raise RuntimeError(f"Missing state shard {path} for episode {ep}: re-run the same command.")
+        shard = load_file(str(path))
+        a = int(meta.episodes[ep]["dataset_from_index"])
+        b = int(meta.episodes[ep]["dataset_to_index"])
+        for key in cameras:
+            states = shard[key].numpy()  # (L, N, D)
+            if len(states) != b - a:
+                raise RuntimeError(f"Shard {path} holds {len(states)} frames of {key}, episode has {b - a}.")
+            motion, ep_valid = motion_from_states(states, horizon)
+            if state_key(key) not in columns:
+                columns[state_key(key)] = np.zeros((n, *states.shape[1:]), dtype=np.float32)
+                columns[motion_key(key)] = np.zeros((n, *states.shape[1:]), dtype=np.float32)
+            columns[state_key(key)][a:b] = states
+            columns[motion_key(key)][a:b] = motion
+            valid[a:b] = ep_valid
+    columns[VALID_KEY] = valid
+    return columns
+
+
+def column_features(cameras: list[str], num_tokens: int, token_dim: int) -> dict[str, dict]:
+    """LeRobot feature specs of the new columns."""
+    token_names = ["tokens", "dim"]
+    features: dict[str, dict] = {}
+    for key in cameras:
+        spec = {"dtype": "float32", "shape": [num_tokens, token_dim], "names": token_names}
+        features[state_key(key)] = dict(spec)
+        features[motion_key(key)] = dict(spec)
+    features[VALID_KEY] = {"dtype": "bool", "shape": [1], "names": None}
+    return features
+
+
+def compute_column_stats(meta, columns: dict[str, np.ndarray], features: dict[str, dict]) -> dict[str, dict]:
+    """Per-episode stats of the new columns (LeRobot's `compute_episode_stats`), aggregated.
+
+    The motion stats use the valid frames only (the zero padding of the last k frames would bias them). The
+    mask's stats are those of the 0/1 values. Token columns get (num_tokens, token_dim) stats (LeRobot's
+    stats code reduces everything but the last axis, so they are flattened for it and reshaped back).
+    """
+    from lerobot.datasets.compute_stats import aggregate_stats, compute_episode_stats
+
+    valid = columns[VALID_KEY]
+    flat_features = {k: {**ft, "shape": [int(np.prod(ft["shape"]))]} for k, ft in features.items()}
+    per_episode = []
+    for ep in range(meta.total_episodes):
+        a = int(meta.episodes[ep]["dataset_from_index"])
+        b = int(meta.episodes[ep]["dataset_to_index"])
+        data = {}
+        for key, values in columns.items():
+            if key == VALID_KEY:
+                data[key] = values[a:b].astype(np.float32)
+            elif key.startswith(MOTION_PREFIX):
+                sel = values[a:b][valid[a:b]]
+                if len(sel):
+                    data[key] = sel.reshape(len(sel), -1)  # (L, N * D)
+            else:
+                data[key] = values[a:b].reshape(b - a, -1)  # (L, N * D)
+        per_episode.append(compute_episode_stats(data, flat_features))
+    stats = {}
+    for key, ft in features.items():
+        # Episodes without any valid motion contribute no motion stats.
+        agg = aggregate_stats([{key: s[key]} for s in per_episode if key in s])[key]
+        if len(ft["shape"]) > 1:
+            agg = {name: v if name == "count" else np.asarray(v).reshape(ft["shape"]) for name, v in agg.items()}
+        stats[key] = agg
+    return stats
+
+
+def write_labelled_dataset(
+    dataset,
+    cameras: list[str],
+    horizon: int,
+    work: Path,
+    repo_id: str,
+    labels_info: dict[str, Any],
+    num_tokens: int,
+    token_dim: int,
+) -> Path:
+    """Merges the shards into a copy of `dataset` with the new columns and stats, inside `work/dataset`.
+
+    Returns:
+        The folder of the finished dataset (still inside the work folder).
+    """
+    from lerobot.datasets.dataset_tools import add_features
+    from lerobot.datasets.io_utils import write_stats
+
+    target = work / "dataset"
+    if target.exists():  # a merge interrupted earlier: start it over
+        shutil.rmtree(target)
+    columns = _new_columns(dataset, cameras, horizon, work)
+    features = column_features(cameras, num_tokens, token_dim)
+    new = add_features(
+        dataset, {k: (columns[k], features[k]) for k in features}, output_dir=target, repo_id=repo_id
+    )
+    stats = dict(new.meta.stats or {})
+    stats |= compute_column_stats(dataset.meta, columns, features)
+    write_stats(stats, target)
+    _atomic_write_text(target / LABELS_FILE, json.dumps(labels_info, indent=2, sort_keys=True))
+    return target
+
+
+# --------------------------------------------------------------------------------------------- main
+def _dist_state():
+    """(rank, world_size, wait) from accelerate when launched by it, else a single process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        state = PartialState()
+        return state.process_index, state.num_processes, state.wait_for_everyone
+    return 0, 1, lambda: None
+
+
+def labels_fingerprint(cfg: LabelConfig, meta, cameras: list[str], identity: dict[str, Any], policy_cfg) -> dict:
+    """What a labelling depends on; two runs with the same fingerprint produce the same dataset."""
+    return {
+        "format": LABELS_FORMAT,
+        "created_by": "lerobot-stamo-label",
+        **identity,
+        "source_repo_id": meta.repo_id,
+        "source_total_frames": int(meta.total_frames),
+        "source_total_episodes": int(meta.total_episodes),
+        "horizon": cfg.horizon,
+        "cameras": cameras,
+        "num_tokens": policy_cfg.num_tokens,
+        "token_dim": policy_cfg.token_dim,
+        "image_size": policy_cfg.image_size,
+        "batch_size": cfg.batch_size,
+        "columns": {
+            "state": {k: state_key(k) for k in cameras},
+            "motion": {k: motion_key(k) for k in cameras},
+            "valid": VALID_KEY,
+        },
+    }
+
+
+def _read_labels(folder: Path) -> dict | None:
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def label_dataset(cfg: LabelConfig) -> Path:
+    """Labels a dataset with StaMo states and latent motion (see the module docstring).
+
+    All checks (cameras, horizon, checkpoint type, output folder) run before any frame is decoded.
+
+    Args:
+        cfg: The labelling arguments.
+
+    Returns:
+        The output folder (written only by the main process).
+
+    Raises:
+        ValueError / TypeError / FileExistsError: For bad input, each naming the key and the fix.
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
+
+    from lerobot_stamo.policies.stamo import StamoPolicy
+
+    if not cfg.dataset.repo_id:
+        raise ValueError("--dataset.repo_id is required (with --dataset.root for a local dataset).")
+    if not cfg.output_dir:
+        raise ValueError("--output_dir is required: the folder of the new, labelled dataset.")
+    output_dir = Path(cfg.output_dir).expanduser().resolve()
+    if cfg.dataset.root and output_dir == Path(cfg.dataset.root).expanduser().resolve():
+        raise ValueError(f"--output_dir={output_dir} is the source dataset: choose a new folder.")
+
+    # 1. Checks, before any work.
+    meta = LeRobotDatasetMetadata(cfg.dataset.repo_id, root=cfg.dataset.root, revision=cfg.dataset.revision)
+    cameras = resolve_cameras(meta, cfg.cameras)
+    check_horizon(meta, cfg.horizon)
+    policy_cfg = load_stamo_config(cfg.policy.path, cfg.policy.revision)
+    identity = checkpoint_identity(cfg.policy.path, cfg.policy.revision)
+    fingerprint = labels_fingerprint(cfg, meta, cameras, identity, policy_cfg)
+    work = work_dir_for(output_dir)
+    rank, world, wait = _dist_state()
+
+    existing = _read_labels(output_dir) if output_dir.exists() else None
+    if output_dir.exists() and existing == fingerprint:
+        logger.info(f"{output_dir} already holds this labelling: nothing to do.")
+        if rank == 0 and work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+        return output_dir
+    if output_dir.exists() and any(output_dir.iterdir()) and not cfg.overwrite:
+        what = "a different stamo labelling" if existing else "other files"
+        raise FileExistsError(
+            f"--output_dir={output_dir} already holds {what}. Choose another folder or pass --overwrite=true "
+            "to replace it."
+        )
+
+    # 2. Work folder: keep shards of an interrupted run with the same fingerprint, else start afresh.
+    if rank == 0:
+        previous = None
+        if (work / "fingerprint.json").is_file():
+            previous = json.loads((work / "fingerprint.json").read_text())
+        if previous != fingerprint and work.exists():
+            logger.info(f"Discarding the work folder {work} of a different labelling run.")
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(work / "fingerprint.json", json.dumps(fingerprint, indent=2, sort_keys=True))
+    wait()
+
+    # 3. Encode this rank's episodes.
+    if cfg.policy.device is not None:
+        policy_cfg.device = cfg.policy.device
+    policy = StamoPolicy.from_pretrained(cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision)
+    policy.eval()
+    dataset = LeRobotDataset(
+        cfg.dataset.repo_id,
+        root=cfg.dataset.root,
+        revision=cfg.dataset.revision,
+        video_backend=cfg.dataset.video_backend,
+    )
+    episodes = [ep for ep in range(meta.total_episodes) if ep % world == rank]
+    start = time.perf_counter()
+    n = encode_episodes(policy, dataset, cameras, episodes, work, cfg.batch_size, cfg.num_workers,
+                        progress=rank == 0, video_backend=cfg.dataset.video_backend)
+    elapsed = time.perf_counter() - start
+    if n:
+        logger.info(f"rank {rank}/{world}: encoded {n} frames x {len(cameras)} camera(s) in {elapsed:.1f}s "
+                    f"({n / max(elapsed, 1e-9):.1f} frames/s)")
+    wait()
+
+    # 4. Merge on the main process, then make the result visible with one rename.
+    if rank == 0:
+        repo_id = cfg.repo_id or f"{meta.repo_id}_stamo"
+        finished = write_labelled_dataset(
+            dataset, cameras, cfg.horizon, work, repo_id, fingerprint, policy_cfg.num_tokens,
+            policy_cfg.token_dim
+        )
+        _publish(finished, output_dir, work)
+        logger.info(f"Labelled dataset written to {output_dir} ({meta.total_frames} frames, cameras "
+                    f"{[camera_name(c) for c in cameras]}, horizon {cfg.horizon}).")
+        if cfg.push_to_hub:
+            LeRobotDataset(repo_id, root=output_dir).push_to_hub(private=cfg.private)
+    wait()
+    return output_dir
+
+
+def _publish(finished: Path, output_dir: Path, work: Path) -> None:
+    """Moves the finished dataset to `output_dir` (replacing an old one) and removes the work folder."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    if output_dir.exists():
+        old = work / "replaced"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(output_dir, old)
+    os.replace(finished, output_dir)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def load_labels(root: str | Path) -> dict[str, Any]:
+    """Reads `meta/stamo_labels.json` of a labelled dataset (which checkpoint, horizon, cameras, columns).
+
+    Raises:
+        FileNotFoundError: If the folder is not a dataset written by `lerobot-stamo-label`.
+    """
+    info = _read_labels(Path(root))
+    if info is None:
+        raise FileNotFoundError(
+            f"{root} has no {LABELS_FILE}: it is not a dataset labelled by `lerobot-stamo-label`."
+        )
+    return info
+
+
+__all__ = [
+    "LABELS_FILE",
+    "MOTION_PREFIX",
+    "STATE_PREFIX",
+    "VALID_KEY",
+    "LabelConfig",
+    "LabelDatasetArgs",
+    "LabelPolicyArgs",
+    "camera_name",
+    "label_dataset",
+    "load_labels",
+    "motion_from_states",
+    "motion_key",
+    "state_key",
+]

@@ -1,0 +1,212 @@
+"""`lerobot-stamo-label`: columns, shapes, masks, stats, metadata, bad input, kill-and-resume, accelerate."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from labelling_utils import read_labelled
+
+from lerobot_stamo.policies.stamo import StamoPolicy
+from lerobot_stamo.transforms import VALID_KEY, LabelConfig, label_dataset, load_labels, motion_key, state_key
+from lerobot_stamo.transforms.labelling import (
+    LabelDatasetArgs,
+    LabelPolicyArgs,
+    resolve_cameras,
+    shard_path,
+    work_dir_for,
+)
+
+FRONT, WRIST = "observation.images.front", "observation.images.wrist"
+
+
+def make_cfg(ckpt, dataset, out, **kw) -> LabelConfig:
+    repo_id, root = dataset
+    return LabelConfig(
+        policy=LabelPolicyArgs(path=str(ckpt)),
+        dataset=LabelDatasetArgs(repo_id=repo_id, root=str(root)),
+        output_dir=str(out),
+        **{"batch_size": 8, "num_workers": 0, **kw},
+    )
+
+
+def cli_args(ckpt, dataset, out, *extra) -> list[str]:
+    repo_id, root = dataset
+    return [
+        f"--policy.path={ckpt}",
+        f"--dataset.repo_id={repo_id}",
+        f"--dataset.root={root}",
+        f"--output_dir={out}",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def labelled_h2(stamo_checkpoint, sim_dataset, tmp_path_factory) -> Path:
+    """The robot dataset labelled with horizon 2 (in-process, one DataLoader worker)."""
+    out = tmp_path_factory.mktemp("labelled") / "h2"
+    label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, horizon=2, num_workers=1))
+    return out
+
+
+def test_label_robot_dataset(labelled_h2, stamo_checkpoint, sim_dataset):
+    ds, cols = read_labelled(labelled_h2)
+    meta, k = ds.meta, 2
+    n = meta.total_frames
+    src = ds.meta.features
+    for key in ("action", "observation.state", FRONT, WRIST):  # the source columns are all kept
+        assert key in src
+    for cam in (FRONT, WRIST):
+        assert cols[state_key(cam)].shape == (n, 2, 32) and cols[state_key(cam)].dtype == torch.float32
+        assert src[state_key(cam)]["shape"] == [2, 32]
+    assert state_key(FRONT) == "observation.stamo_state.front"
+    assert motion_key(WRIST) == "observation.stamo_motion.wrist"
+
+    valid = cols[VALID_KEY].bool().view(-1)
+    for ep in range(meta.total_episodes):
+        a, b = int(meta.episodes[ep]["dataset_from_index"]), int(meta.episodes[ep]["dataset_to_index"])
+        assert valid[a : b - k].all() and not valid[b - k : b].any()
+        for cam in (FRONT, WRIST):
+            s, m = cols[state_key(cam)][a:b], cols[motion_key(cam)][a:b]
+            torch.testing.assert_close(m[:-k], s[k:] - s[:-k], rtol=0, atol=0)
+            assert (m[-k:] == 0).all()
+
+    # The states are the policy's own encoding of the frames.
+    policy = StamoPolicy.from_pretrained(stamo_checkpoint).eval()
+    frames = torch.stack([ds[i][FRONT] for i in range(5)])
+    torch.testing.assert_close(policy.encode(frames), cols[state_key(FRONT)][:5], atol=1e-5, rtol=1e-5)
+
+    # Stats of the new columns, per token and dimension; motion stats from valid frames only.
+    stats = meta.stats
+    for cam in (FRONT, WRIST):
+        for key in (state_key(cam), motion_key(cam)):
+            assert np.asarray(stats[key]["mean"]).shape == (2, 32)
+            assert np.isfinite(np.asarray(stats[key]["std"])).all()
+        mvalid = cols[motion_key(cam)][valid]
+        np.testing.assert_allclose(stats[motion_key(cam)]["mean"], mvalid.mean(0).numpy(), atol=1e-5)
+    assert np.asarray(stats[VALID_KEY]["mean"]).item() == pytest.approx(valid.float().mean().item(), abs=1e-6)
+    assert "action" in stats  # the source stats are kept
+
+    info = load_labels(labelled_h2)
+    assert info["policy_path"] == str(Path(stamo_checkpoint).resolve())
+    assert len(info["weights_sha256"]) == 64 and info["horizon"] == 2
+    assert info["cameras"] == [FRONT, WRIST] and info["source_repo_id"] == sim_dataset[0]
+    assert not work_dir_for(labelled_h2).exists()
+
+    # Same arguments again: nothing to do, the folder is left as it is.
+    mtime = (labelled_h2 / "meta" / "stats.json").stat().st_mtime
+    label_dataset(make_cfg(stamo_checkpoint, sim_dataset, labelled_h2, horizon=2, num_workers=1))
+    assert (labelled_h2 / "meta" / "stats.json").stat().st_mtime == mtime
+
+
+def test_label_video_only_dataset(stamo_checkpoint, video_dataset, tmp_path):
+    out = tmp_path / "video_stamo"
+    label_dataset(make_cfg(stamo_checkpoint, video_dataset, out, cameras=["front"]))
+    ds, cols = read_labelled(out)
+    assert "action" not in ds.meta.features and "observation.state" not in ds.meta.features
+    assert set(cols) == {state_key(FRONT), motion_key(FRONT), VALID_KEY}
+    assert cols[motion_key(FRONT)].shape == (ds.meta.total_frames, 2, 32)
+    item = ds[0]  # a training item carries the label under an observation.* key
+    assert item[motion_key(FRONT)].shape == (2, 32) and bool(item[VALID_KEY])
+
+
+def test_bad_input_is_refused_before_any_work(stamo_checkpoint, act_checkpoint, sim_dataset, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"'top' is not in dataset.*\['front', 'wrist'\]"):
+        label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["top"]))
+    with pytest.raises(ValueError, match="--horizon=500 is not shorter than any episode"):
+        label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, horizon=500))
+    with pytest.raises(TypeError, match="'act' checkpoint, not a 'stamo' one"):
+        label_dataset(make_cfg(act_checkpoint, sim_dataset, out))
+    with pytest.raises(ValueError, match="--horizon must be >= 1"):
+        make_cfg(stamo_checkpoint, sim_dataset, out, horizon=0)
+    assert not out.exists() and not work_dir_for(out).exists()
+
+    # Frames that are not 3-channel RGB (e.g. a depth stream).
+    meta = SimpleNamespace(
+        repo_id="x/y",
+        camera_keys=["observation.images.depth"],
+        features={"observation.images.depth": {"shape": [64, 64, 1], "names": ["height", "width", "channels"]}},
+    )
+    with pytest.raises(ValueError, match="has 1 channel.*expects 3-channel RGB"):
+        resolve_cameras(meta, None)
+
+
+def test_refuses_a_different_labelling_unless_overwrite(stamo_checkpoint, labelled_h2, sim_dataset):
+    with pytest.raises(FileExistsError, match="already holds a different stamo labelling.*--overwrite=true"):
+        label_dataset(make_cfg(stamo_checkpoint, sim_dataset, labelled_h2, horizon=1, num_workers=1))
+    assert load_labels(labelled_h2)["horizon"] == 2  # untouched
+
+
+def test_overwrite_replaces(stamo_checkpoint, sim_dataset, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a dataset")
+    with pytest.raises(FileExistsError, match="already holds other files"):
+        label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["wrist"]))
+    label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["wrist"], overwrite=True))
+    assert not (out / "notes.txt").exists() and load_labels(out)["cameras"] == [WRIST]
+
+
+def _columns(root: Path) -> dict[str, torch.Tensor]:
+    return read_labelled(root)[1]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_identical_output(stamo_checkpoint, sim_dataset, labelled_h2, tmp_path):
+    out = tmp_path / "resumed"
+    work = work_dir_for(out)
+    args = [sys.executable, "-m", "lerobot_stamo.scripts.lerobot_stamo_label"]
+    args += cli_args(stamo_checkpoint, sim_dataset, out, "--horizon=2", "--batch_size=8", "--num_workers=1")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    # Kill right after the first episode shard lands, then after the second: no output may be visible.
+    for shards_before_kill in (1, 2):
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list((work / "states").glob("episode_*.safetensors"))) >= shards_before_kill:
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not out.exists(), "a killed run left a dataset at --output_dir"
+        assert shard_path(work, shards_before_kill - 1).exists()
+        assert not list((work / "states").glob(".*tmp*")) or True  # a torn temp file is allowed, never used
+
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "already encoded" in proc.stderr
+    assert not work.exists()
+    resumed, reference = _columns(out), _columns(labelled_h2)
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        torch.testing.assert_close(resumed[key], reference[key], rtol=0, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+def test_accelerate_two_processes_equal_one(stamo_checkpoint, sim_dataset, labelled_h2, tmp_path):
+    out = tmp_path / "two_ranks"
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    args = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no",
+            "-m", "lerobot_stamo.scripts.lerobot_stamo_label"]
+    args += cli_args(stamo_checkpoint, sim_dataset, out, "--horizon=2", "--batch_size=8", "--num_workers=0")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=420)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert "rank 0/2: encoded" in log and "rank 1/2: encoded" in log, log[-4000:]
+    two, one = _columns(out), _columns(labelled_h2)
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6, msg=key)
+    assert json.loads((out / "meta" / "stamo_labels.json").read_text()) == load_labels(labelled_h2) | {
+        "policy_path": load_labels(out)["policy_path"]
+    }
