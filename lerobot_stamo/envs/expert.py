@@ -77,7 +77,7 @@ class ScriptedExpert:
         if self._target is None:
             self._target = grasp
         cube = env.cube_pos
-        goal = env.pad_pos if env._spec.uses_pad else np.asarray([*cube[:2], env._cube_rest_z])
+        goal = env.pad_pos if env.task_spec.uses_pad else np.asarray([*cube[:2], env.cube_rest_z])
         move = self._controller.act(grasp, cube, goal)
         if env.task_name == "PickCube" and self._controller.phase not in (
             Phase.HOVER,

@@ -233,7 +233,7 @@ class SO101SimEnv(gym.Env):
         camera_jitter: float = 0.0,
         render_mode: str = "rgb_array",
     ):
-        self._spec = check_task(task)
+        self.task_spec = check_task(task)
         unknown = [c for c in cameras if c not in CAMERA_NAMES]
         if unknown or not cameras:
             raise ValueError(f"Unknown camera(s) {unknown or cameras!r}: choose from {list(CAMERA_NAMES)}.")
@@ -244,7 +244,7 @@ class SO101SimEnv(gym.Env):
 
         self.task_name = task
         self.task = task
-        self.task_description = self._spec.description
+        self.task_description = self.task_spec.description
         self.render_mode = render_mode
         self.cameras = tuple(cameras)
         self.height, self.width = int(observation_height), int(observation_width)
@@ -315,6 +315,11 @@ class SO101SimEnv(gym.Env):
         return self.data.sensor("block_pos").data.copy()
 
     @property
+    def cube_rest_z(self) -> float:
+        """Height of the cube's centre when it rests on the table (set at reset)."""
+        return self._cube_rest_z
+
+    @property
     def pad_pos(self) -> np.ndarray:
         return np.asarray([*self.data.mocap_pos[self._pad_mocap][:2], self._cube_rest_z])
 
@@ -338,7 +343,7 @@ class SO101SimEnv(gym.Env):
         self.data.jnt("block").qpos[:3] = (*cube_xy, CUBE_HALF_SIZE)
         self.data.jnt("block").qpos[3:] = (1.0, 0.0, 0.0, 0.0)
         self.data.mocap_pos[self._pad_mocap] = (*pad_xy, TABLE_Z)
-        self.model.geom_rgba[self._pad_geom, 3] = 1.0 if self._spec.uses_pad else 0.0
+        self.model.geom_rgba[self._pad_geom, 3] = 1.0 if self.task_spec.uses_pad else 0.0
 
         self._randomize(rng)
         mujoco.mj_forward(self.model, self.data)

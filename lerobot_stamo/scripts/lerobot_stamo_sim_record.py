@@ -24,6 +24,7 @@ from pathlib import Path
 
 import draccus
 import numpy as np
+from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 from tqdm import tqdm
 
 from lerobot_stamo.envs.expert import ScriptedExpert
@@ -75,7 +76,7 @@ def dataset_features(cfg: SimRecordConfig) -> dict[str, dict]:
     """LeRobotDataset feature spec: cameras, plus joint state and action unless ``video_only``."""
     image_dtype = "video" if cfg.use_videos else "image"
     features: dict[str, dict] = {
-        f"observation.images.{cam}": {
+        f"{OBS_IMAGES}.{cam}": {
             "dtype": image_dtype,
             "shape": (cfg.observation_height, cfg.observation_width, 3),
             "names": ["height", "width", "channels"],
@@ -84,8 +85,8 @@ def dataset_features(cfg: SimRecordConfig) -> dict[str, dict]:
     }
     if not cfg.video_only:
         joint_spec = {"dtype": "float32", "shape": (len(MOTOR_FEATURE_NAMES),), "names": MOTOR_FEATURE_NAMES}
-        features["observation.state"] = dict(joint_spec)
-        features["action"] = dict(joint_spec)
+        features[OBS_STATE] = dict(joint_spec)
+        features[ACTION] = dict(joint_spec)
     return features
 
 
@@ -95,7 +96,7 @@ def run_expert_episode(env: SO101SimEnv, expert: ScriptedExpert, seed: int, step
     expert.reset()
     frames: list[tuple[dict, np.ndarray]] = []
     success_at: int | None = None
-    for t in range(env._spec.max_episode_steps):
+    for t in range(env.task_spec.max_episode_steps):
         action = expert.act()
         frames.append((obs, action))
         obs, _, terminated, _, info = env.step(action)
@@ -159,10 +160,10 @@ def record(cfg: SimRecordConfig) -> Path:
                 if not success and not cfg.keep_failures:
                     continue
                 for obs, action in frames:
-                    frame = {f"observation.images.{cam}": obs["pixels"][cam] for cam in cfg.cameras}
+                    frame = {f"{OBS_IMAGES}.{cam}": obs["pixels"][cam] for cam in cfg.cameras}
                     if not cfg.video_only:
-                        frame["observation.state"] = obs["agent_pos"]
-                        frame["action"] = action
+                        frame[OBS_STATE] = obs["agent_pos"]
+                        frame[ACTION] = action
                     frame["task"] = task_text
                     dataset.add_frame(frame)
                 dataset.save_episode()

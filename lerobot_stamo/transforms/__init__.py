@@ -28,3 +28,7 @@ __all__ = [
     "motion_key",
     "state_key",
 ]
+
+from .pseudo_action import StamoPseudoActionStep  # noqa: E402  (registers "stamo_pseudo_action")
+
+__all__ += ["StamoPseudoActionStep"]

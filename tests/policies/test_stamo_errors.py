@@ -96,3 +96,13 @@ def test_wrong_state_shape(make_tiny_config):
     policy = StamoPolicy(make_tiny_config())
     with pytest.raises(ValueError, match=r"\(B, 2, 32\)"):
         policy.decode(torch.zeros(1, 3, 32), num_inference_steps=1)
+
+
+def test_checkpoint_weights_must_match_the_config(make_tiny_config, tmp_path):
+    policy = StamoPolicy(make_tiny_config())
+    policy.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["decoder_mode"] = "lora"  # the saved weights have no LoRA adapters
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"missing keys.*lora"):
+        StamoPolicy.from_pretrained(tmp_path)

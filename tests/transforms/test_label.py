@@ -65,7 +65,7 @@ def test_label_robot_dataset(labelled_h2, stamo_checkpoint, sim_dataset):
         assert key in src
     for cam in (FRONT, WRIST):
         assert cols[state_key(cam)].shape == (n, 2, 32) and cols[state_key(cam)].dtype == torch.float32
-        assert src[state_key(cam)]["shape"] == [2, 32]
+        assert tuple(src[state_key(cam)]["shape"]) == (2, 32)
     assert state_key(FRONT) == "observation.stamo_state.front"
     assert motion_key(WRIST) == "observation.stamo_motion.wrist"
 

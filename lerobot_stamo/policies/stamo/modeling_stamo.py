@@ -204,6 +204,23 @@ class StamoPolicy(PreTrainedPolicy):
             )
         return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
 
+    @classmethod
+    def _load_as_safetensor(cls, model: "StamoPolicy", model_file: str, map_location: str, strict: bool):
+        """Loads the weights and fails loudly on missing/unexpected keys (LeRobot only logs them)."""
+        from lerobot.utils.device_utils import resolve_safetensors_device
+        from safetensors.torch import load_model
+
+        missing, unexpected = load_model(
+            model, model_file, strict=False, device=resolve_safetensors_device(map_location)
+        )
+        if missing or unexpected:
+            raise ValueError(
+                f"{model_file} does not match the stamo model built from its config.json: missing keys "
+                f"{sorted(missing)[:5]} ({len(missing)}), unexpected keys {sorted(unexpected)[:5]} "
+                f"({len(unexpected)}). Was it saved with other `decoder_mode`/sizes, or edited by hand?"
+            )
+        return model
+
     def get_optim_params(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 

@@ -1,11 +1,16 @@
-"""Writes the pretrained parts of the `tiny` preset: random small DINOv2, SD3 DiT, VAE and scheduler.
+"""Writes the pretrained parts of the `tiny` preset: small DINOv2, SD3 DiT, VAE and scheduler.
 
 They are saved with `save_pretrained` in the Hub folder layout and then loaded by path through the very
 same `from_pretrained` calls as the real `facebook/dinov2-with-registers-base` and
 `stabilityai/stable-diffusion-3-medium-diffusers`::
 
-    python -m lerobot_stamo.policies.stamo.tiny outputs/stamo_tiny_pretrained
-    lerobot-train --policy.type=stamo --config_path=configs/stamo_tiny.json ...
+    python -m lerobot_stamo.policies.stamo.tiny outputs/stamo_tiny_pretrained   # ~2-4 min on 2 cores
+    lerobot-train --config_path=configs/stamo_tiny.json ...
+
+The DINOv2 and DiT are random (the tiny preset trains them). The VAE is frozen during stamo training, so a
+random one would decode latents into noise: the command line fits it first for `--fit_vae_steps` steps
+on synthetic frames (coloured rectangles), giving recognisable reconstructions. The tests skip the fit
+(`fit_vae_steps=0`): they check shapes and numerics, not pictures.
 """
 
 import argparse
@@ -15,21 +20,56 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+from tqdm import tqdm
 from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
 logger = logging.getLogger(__name__)
 
 TINY_IMAGE_SIZE = 64  # backbone input and decoder output (pixels)
 TINY_JOINT_ATTENTION_DIM = 64
+TINY_VAE_SCALE = 4  # 3 VAE blocks: 64 px frames -> 16 x 16 latents
 
 
-def write_tiny_pretrained(root: str | Path, seed: int = 0, latent_channels: int = 4) -> dict[str, str]:
-    """Writes a tiny random DINOv2 folder and a tiny SD3 decoder folder under `root` (deterministic in `seed`).
+def synthetic_frames(n: int, generator: torch.Generator, size: int = TINY_IMAGE_SIZE) -> torch.Tensor:
+    """(n, 3, size, size) frames in [-1, 1]: a flat background with three coloured rectangles."""
+    x = torch.rand(n, 3, 1, 1, generator=generator).expand(n, 3, size, size).clone()
+    for i in range(n):
+        for _ in range(3):
+            h, w = torch.randint(size // 10, size // 2, (2,), generator=generator).tolist()
+            y, x0 = torch.randint(0, size - h, (1,), generator=generator).item(), torch.randint(
+                0, size - w, (1,), generator=generator
+            ).item()
+            x[i, :, y : y + h, x0 : x0 + w] = torch.rand(3, 1, 1, generator=generator)
+    return x * 2 - 1
+
+
+def fit_vae(vae: AutoencoderKL, steps: int, seed: int = 0, batch_size: int = 8, lr: float = 1e-3) -> float:
+    """Fits the VAE as a plain autoencoder (posterior mean, MSE) on synthetic frames; returns the last loss."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
+    vae.train()
+    loss = torch.tensor(float("nan"))
+    for _ in tqdm(range(steps), desc="fitting the tiny VAE", unit="step"):
+        frames = synthetic_frames(batch_size, generator)
+        recon = vae.decode(vae.encode(frames).latent_dist.mode()).sample
+        loss = torch.nn.functional.mse_loss(recon, frames)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    vae.eval()
+    return loss.item()
+
+
+def write_tiny_pretrained(
+    root: str | Path, seed: int = 0, latent_channels: int = 4, fit_vae_steps: int = 0
+) -> dict[str, str]:
+    """Writes a tiny DINOv2 folder and a tiny SD3 decoder folder under `root` (deterministic in `seed`).
 
     Args:
         root: Output folder; gets `dinov2/` and `sd3/` (with `transformer/`, `vae/`, `scheduler/`).
-        seed: Seed of the random initialisation.
+        seed: Seed of the random initialisation (and of the VAE fit).
         latent_channels: VAE latent channels (= DiT in/out channels).
+        fit_vae_steps: Steps fitting the VAE on synthetic frames (0: a random VAE).
 
     Returns:
         `{"backbone": <dinov2 folder>, "decoder_path": <sd3 folder>}`, ready to use as policy fields.
@@ -51,8 +91,8 @@ def write_tiny_pretrained(root: str | Path, seed: int = 0, latent_channels: int 
     backbone.save_pretrained(backbone_dir)
 
     transformer = SD3Transformer2DModel(
-        sample_size=TINY_IMAGE_SIZE // 8,
-        patch_size=2,
+        sample_size=TINY_IMAGE_SIZE // TINY_VAE_SCALE,
+        patch_size=4,
         in_channels=latent_channels,
         out_channels=latent_channels,
         num_layers=2,
@@ -67,22 +107,24 @@ def write_tiny_pretrained(root: str | Path, seed: int = 0, latent_channels: int 
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 16, 16),
         layers_per_block=1,
         latent_channels=latent_channels,
         norm_num_groups=4,
         sample_size=TINY_IMAGE_SIZE,
+        mid_block_add_attention=False,
     )
+    if fit_vae_steps > 0:
+        final = fit_vae(vae, fit_vae_steps, seed=seed)
+        logger.info(f"Tiny VAE fitted for {fit_vae_steps} steps: reconstruction MSE {final:.4f} (in [-1, 1])")
     # Like a trained VAE: a near-deterministic posterior (small variance), and SD3-style shift/scaling
-    # factors that give the latents of natural-ish frames zero mean and unit variance.
+    # factors that give the latents of synthetic frames zero mean and unit variance.
     with torch.no_grad():
         vae.quant_conv.weight[latent_channels:] *= 0.01
         vae.quant_conv.bias[latent_channels:] = -12.0
-        frames = torch.rand(8, 3, 1, 1) * torch.linspace(0, 1, TINY_IMAGE_SIZE).view(1, 1, 1, -1)
-        frames = frames.expand(-1, -1, TINY_IMAGE_SIZE, -1) * 2 - 1
-        mean = vae.encode(frames).latent_dist.mean
+        mean = vae.encode(synthetic_frames(16, torch.Generator().manual_seed(seed + 1))).latent_dist.mean
     vae.register_to_config(
         shift_factor=round(mean.mean().item(), 4), scaling_factor=round(1 / mean.std().item(), 4)
     )
@@ -107,14 +149,14 @@ def write_tiny_pretrained(root: str | Path, seed: int = 0, latent_channels: int 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", nargs="?", default="outputs/stamo_tiny_pretrained")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fit_vae_steps", type=int, default=1500)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    paths = write_tiny_pretrained(args.output_dir, seed=args.seed)
+    torch.set_num_threads(1)  # tiny convolutions: one thread is as fast and immune to a busy second core
+    paths = write_tiny_pretrained(args.output_dir, seed=args.seed, fit_vae_steps=args.fit_vae_steps)
     print(json.dumps(paths, indent=2))
 
 
