@@ -509,13 +509,24 @@ def write_labelled_dataset(
 
 # --------------------------------------------------------------------------------------------- main
 def _dist_state():
-    """(rank, world_size, wait) from accelerate when launched by it, else a single process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    """(rank, world_size, wait, device) from accelerate when launched by it, else a single process.
+
+    Without a GPU, `accelerate launch --multi_gpu` starts the processes but `PartialState()` would see no
+    distributed setup: `cpu=True` is what selects the gloo backend (`DistributedType.MULTI_CPU`).
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1:
         from accelerate import PartialState
 
-        state = PartialState()
-        return state.process_index, state.num_processes, state.wait_for_everyone
-    return 0, 1, lambda: None
+        state = PartialState(cpu=not torch.cuda.is_available())
+        if state.num_processes != launched:
+            raise RuntimeError(
+                f"WORLD_SIZE={launched} but accelerate set up {state.num_processes} process(es) "
+                f"({state.distributed_type}): every process would label everything. Launch with "
+                "`accelerate launch --multi_gpu --num_processes N` (also on CPU-only machines)."
+            )
+        return state.process_index, state.num_processes, state.wait_for_everyone, str(state.device)
+    return 0, 1, lambda: None, None
 
 
 def labels_fingerprint(cfg: LabelConfig, meta, cameras: list[str], identity: dict[str, Any], policy_cfg) -> dict:
@@ -585,7 +596,7 @@ def label_dataset(cfg: LabelConfig) -> Path:
     identity = checkpoint_identity(cfg.policy.path, cfg.policy.revision)
     fingerprint = labels_fingerprint(cfg, meta, cameras, identity, policy_cfg)
     work = work_dir_for(output_dir)
-    rank, world, wait = _dist_state()
+    rank, world, wait, rank_device = _dist_state()
 
     existing = _read_labels(output_dir) if output_dir.exists() else None
     if output_dir.exists() and existing == fingerprint:
@@ -615,6 +626,8 @@ def label_dataset(cfg: LabelConfig) -> Path:
     # 3. Encode this rank's episodes.
     if cfg.policy.device is not None:
         policy_cfg.device = cfg.policy.device
+    elif rank_device is not None and not rank_device.startswith("cpu"):  # one accelerator per process
+        policy_cfg.device = rank_device
     policy = StamoPolicy.from_pretrained(cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision)
     policy.eval()
     dataset = LeRobotDataset(
@@ -646,6 +659,8 @@ def label_dataset(cfg: LabelConfig) -> Path:
         if cfg.push_to_hub:
             LeRobotDataset(repo_id, root=output_dir).push_to_hub(private=cfg.private)
     wait()
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # a live gloo group can keep the processes from exiting
     return output_dir
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from lerobot.configs.types import FeatureType, PipelineFeatureType, PolicyFeature
 from lerobot.processor import ObservationProcessorStep, ProcessorStepRegistry
-from lerobot.processor.core import TransitionKey
+from lerobot.processor import TransitionKey
 from torch import Tensor
 
 from .labelling import VALID_KEY, load_stamo_config, motion_key

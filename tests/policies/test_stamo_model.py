@@ -115,7 +115,8 @@ def test_save_load_bit_exact(policy, tmp_path, square_batch):
     policy.save_pretrained(tmp_path)
     assert (tmp_path / "reconstructions.png").is_file()
     metrics = json.loads((tmp_path / "reconstruction_metrics.json").read_text())
-    assert set(metrics) == {"psnr", "ssim", "psnr_vae", "ssim_vae"}
+    assert set(metrics) == {"psnr", "ssim", "psnr_vae", "ssim_vae", "frames"}
+    assert metrics["frames"] == "training"
     loaded = StamoPolicy.from_pretrained(tmp_path)
     saved = load_file(tmp_path / "model.safetensors")
     assert set(saved) == set(loaded.state_dict())
@@ -191,3 +192,31 @@ def test_bfloat16_frozen_parts(make_tiny_config, square_batch):
     loss.backward()
     assert torch.isfinite(loss)
     assert policy.encode(square_batch[CAMERAS[0]]).dtype == torch.float32
+
+
+def test_tiny_vae_fit_changes_the_vae_and_keeps_factors_sane(tmp_path):
+    from diffusers import AutoencoderKL
+
+    random = AutoencoderKL.from_pretrained(
+        write_tiny_pretrained(tmp_path / "a")["decoder_path"], subfolder="vae"
+    )
+    fitted_dir = write_tiny_pretrained(tmp_path / "b", fit_vae_steps=3)["decoder_path"]
+    fitted = AutoencoderKL.from_pretrained(fitted_dir, subfolder="vae")
+    w = "decoder.conv_out.weight"
+    assert not torch.equal(random.state_dict()[w], fitted.state_dict()[w])
+    assert 0 < fitted.config.scaling_factor < 100 and abs(fitted.config.shift_factor) < 10
+
+
+def test_reconstructions_prefer_held_out_frames(policy, square_batch):
+    train_batch = {k: v.flip(0) for k, v in square_batch.items()}
+    policy.train()
+    policy.forward(train_batch)
+    assert policy._reconstruction_source == "training"
+    policy.eval()  # LeRobot's eval loop on held-out episodes (--dataset.eval_split, --eval_steps)
+    with torch.no_grad():
+        policy.forward(square_batch)
+    policy.train()
+    policy.forward(train_batch)  # later training batches do not replace the held-out frames
+    assert policy._reconstruction_source == "held-out"
+    n = policy.config.reconstruction_num_images
+    torch.testing.assert_close(policy._reconstruction_images, square_batch[CAMERAS[0]][:n])

@@ -177,6 +177,7 @@ class StamoPolicy(PreTrainedPolicy):
         self.config = config
         self.model = StamoAutoencoder(config)
         self._reconstruction_images: Tensor | None = None
+        self._reconstruction_source: str | None = None  # "training" or "held-out" frames
         self._feature_cache = None  # loaded at the first training step when `config.feature_cache` is set
         self.last_reconstruction_metrics: dict[str, float] | None = None
 
@@ -274,12 +275,17 @@ class StamoPolicy(PreTrainedPolicy):
         """
         images = self._camera_images(batch)  # (n_cams * B, 3, S, S)
         flip = None
-        if self.training:
-            if self._reconstruction_images is None:  # fixed frames for the reconstructions on save
-                self._reconstruction_images = images[: self.config.reconstruction_num_images].detach().cpu()
-            if self.config.random_flip > 0:
-                flip = torch.rand(images.shape[0], device=images.device) < self.config.random_flip
-                images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+        # Fixed frames for the reconstructions written on save: the first held-out frames when the trainer
+        # evaluates (`--dataset.eval_split`, `--eval_steps`: forward runs in eval mode), else the first
+        # training frames.
+        if self._reconstruction_source != "held-out" and (
+            not self.training or self._reconstruction_images is None
+        ):
+            self._reconstruction_images = images[: self.config.reconstruction_num_images].detach().cpu()
+            self._reconstruction_source = "training" if self.training else "held-out"
+        if self.training and self.config.random_flip > 0:
+            flip = torch.rand(images.shape[0], device=images.device) < self.config.random_flip
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
         patches, latent_params = self._cached_features(batch, flip)
         per_sample, sigmas = self.model.loss(images, patches, latent_params)
         loss = per_sample.mean()
@@ -440,7 +446,8 @@ class StamoPolicy(PreTrainedPolicy):
         )
         target = prepare_images(images.to(self.device), self.config.image_size)
         iio.imwrite(directory / RECONSTRUCTION_PNG, grid([target, round_trip, recon]).numpy())
-        (directory / RECONSTRUCTION_JSON).write_text(json.dumps(metrics, indent=2))
+        frames = self._reconstruction_source or "given"
+        (directory / RECONSTRUCTION_JSON).write_text(json.dumps(metrics | {"frames": frames}, indent=2))
         self.last_reconstruction_metrics = metrics
         _log_to_wandb(directory / RECONSTRUCTION_PNG, metrics)
         logger.info(
@@ -487,6 +494,7 @@ class StamoPolicy(PreTrainedPolicy):
             "repo_id": c.repo_id or "<user>/<stamo-model>",
             "metrics": self.last_reconstruction_metrics,
             "recon_steps": c.reconstruction_num_inference_steps,
+            "recon_frames": self._reconstruction_source or "given",
             "compression": " -> ".join(str(n) for n in sizes),
             "cameras": ", ".join(f"`{k}`" for k in c.camera_keys),
             **{

@@ -36,9 +36,10 @@ def synthetic_frames(n: int, generator: torch.Generator, size: int = TINY_IMAGE_
     for i in range(n):
         for _ in range(3):
             h, w = torch.randint(size // 10, size // 2, (2,), generator=generator).tolist()
-            y, x0 = torch.randint(0, size - h, (1,), generator=generator).item(), torch.randint(
-                0, size - w, (1,), generator=generator
-            ).item()
+            y, x0 = (
+                torch.randint(0, size - h, (1,), generator=generator).item(),
+                torch.randint(0, size - w, (1,), generator=generator).item(),
+            )
             x[i, :, y : y + h, x0 : x0 + w] = torch.rand(3, 1, 1, generator=generator)
     return x * 2 - 1
 
@@ -149,7 +150,9 @@ def write_tiny_pretrained(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("output_dir", nargs="?", default="outputs/stamo_tiny_pretrained")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fit_vae_steps", type=int, default=1500)

@@ -4,6 +4,7 @@ from lerobot.utils.constants import ACTION
 from torch import nn
 
 from lerobot_stamo.transforms import VALID_KEY, motion_key
+from lerobot_stamo.transforms.labelling import load_stamo_config
 
 from .configuration_motion_test import MotionTestConfig
 
@@ -16,7 +17,8 @@ class MotionTestPolicy(PreTrainedPolicy):
         super().__init__(config)
         config.validate_features()
         self.config = config
-        self.head = nn.LazyLinear(config.output_features[ACTION].shape[0])
+        stamo = load_stamo_config(config.stamo_path)  # the motion's size: num_tokens x token_dim
+        self.head = nn.Linear(stamo.num_tokens * stamo.token_dim, config.output_features[ACTION].shape[0])
 
     def get_optim_params(self):
         return self.parameters()
