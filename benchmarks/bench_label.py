@@ -57,29 +57,46 @@ def tiny_checkpoint(root: Path, size: int) -> Path:
 def record(root: Path, episodes: int, size: int, seed: int = 0) -> Path:
     from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
 
-    record(SimRecordConfig(repo_id="bench/video", root=root, num_episodes=episodes, video_only=True,
-                           observation_height=size, observation_width=size, seed=seed))
+    record(
+        SimRecordConfig(
+            repo_id="bench/video",
+            root=root,
+            num_episodes=episodes,
+            video_only=True,
+            observation_height=size,
+            observation_width=size,
+            seed=seed,
+        )
+    )
     return root
 
 
 def label_cmd(ckpt: Path, root: Path, out: Path, args) -> list[str]:
-    return ["-m", "lerobot_stamo.scripts.lerobot_stamo_label", f"--policy.path={ckpt}",
-            "--dataset.repo_id=bench/video", f"--dataset.root={root}", f"--output_dir={out}",
-            f"--batch_size={args.batch_size}", f"--num_workers={args.workers}"]
+    return [
+        "-m",
+        "lerobot_stamo.scripts.lerobot_stamo_label",
+        f"--policy.path={ckpt}",
+        "--dataset.repo_id=bench/video",
+        f"--dataset.root={root}",
+        f"--output_dir={out}",
+        f"--batch_size={args.batch_size}",
+        f"--num_workers={args.workers}",
+    ]
 
 
 def peak_rss_mb(cli_args: list[str]) -> tuple[float, float]:
     """Runs the labeller in a fresh process; returns (wall seconds, peak RSS in MB of that process).
 
-    The RSS is the main process's (DataLoader workers are separate processes and not included).
+    The RSS is VmHWM of the main process (ru_maxrss would carry the parent's peak across exec); DataLoader
+    workers are separate processes and not included.
     """
     code = (
-        "import resource, runpy, sys, time\n"
+        "import runpy, sys, time\n"
         "sys.argv = ['lerobot-stamo-label'] + sys.argv[1:]\n"
         "t = time.perf_counter()\n"
         "runpy.run_module('lerobot_stamo.scripts.lerobot_stamo_label', run_name='__main__')\n"
-        "print('BENCH', time.perf_counter() - t, "
-        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
+        "print('BENCH', time.perf_counter() - t, int(hwm) / 1024, file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, *cli_args], capture_output=True, text=True)
     line = [x for x in proc.stderr.splitlines() if x.startswith("BENCH")]
@@ -136,9 +153,15 @@ def main():
         encode_episodes(policy, ds, CAMERAS, episodes, work, args.batch_size, args.workers, progress=False)
         lab.append(frames_total / (time.perf_counter() - t))
     t = time.perf_counter()
-    label_dataset(LabelConfig(policy=LabelPolicyArgs(path=str(ckpt)),
-                              dataset=LabelDatasetArgs(repo_id="bench/video", root=str(data1)),
-                              output_dir=str(tmp / "full"), batch_size=args.batch_size, num_workers=args.workers))
+    label_dataset(
+        LabelConfig(
+            policy=LabelPolicyArgs(path=str(ckpt)),
+            dataset=LabelDatasetArgs(repo_id="bench/video", root=str(data1)),
+            output_dir=str(tmp / "full"),
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+        )
+    )
     full_wall = time.perf_counter() - t
 
     wall1, rss1 = peak_rss_mb(label_cmd(ckpt, data1, tmp / "m1", args)[2:])
@@ -146,29 +169,64 @@ def main():
 
     accelerate = str(Path(sys.executable).parent / "accelerate")
     t = time.perf_counter()
-    proc = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no",
-                           *label_cmd(ckpt, data4, tmp / "p2", args)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            *label_cmd(ckpt, data4, tmp / "p2", args),
+        ],
+        capture_output=True,
+        text=True,
+    )
     wall_2proc = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
 
     med = sorted(enc)[len(enc) // 2], sorted(lab)[len(lab) // 2]
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads()},
-        "setup": {"checkpoint": str(args.policy_path or "tiny preset (random)"), "image_size": args.size,
-                  "cameras": len(CAMERAS), "episodes": args.episodes, "frames": frames_total,
-                  "batch_size": args.batch_size, "workers": args.workers, "repeats": args.repeats},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "setup": {
+            "checkpoint": str(args.policy_path or "tiny preset (random)"),
+            "image_size": args.size,
+            "cameras": len(CAMERAS),
+            "episodes": args.episodes,
+            "frames": frames_total,
+            "batch_size": args.batch_size,
+            "workers": args.workers,
+            "repeats": args.repeats,
+        },
         "encoder_frames_per_s": {"median": med[0], "all": enc},
         "labelling_loop_frames_per_s": {"median": med[1], "all": lab},
         "ratio_labelling_over_encoder": med[1] / med[0],
         "ratio_goal": 0.9,
         "label_dataset_wall_s": full_wall,
-        "peak_rss_mb": {"1x": rss1, "4x": rss4, "ratio_4x_over_1x": rss4 / rss1,
-                        "frames_1x": frames_total, "frames_4x": LeRobotDataset("bench/video", root=data4).meta.total_frames},
-        "process_wall_s": {"1_process_4x": wall4, "2_processes_4x": wall_2proc, "speedup": wall4 / wall_2proc,
-                           "note": "whole command incl. interpreter start and merge; goal >= 1.7"},
+        "peak_rss_mb": {
+            "1x": rss1,
+            "4x": rss4,
+            "ratio_4x_over_1x": rss4 / rss1,
+            "frames_1x": frames_total,
+            "frames_4x": LeRobotDataset("bench/video", root=data4).meta.total_frames,
+        },
+        "process_wall_s": {
+            "1_process_4x": wall4,
+            "2_processes_4x": wall_2proc,
+            "speedup": wall4 / wall_2proc,
+            "note": "whole command incl. interpreter start and merge; goal >= 1.7",
+        },
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"label_{args.name}.json"

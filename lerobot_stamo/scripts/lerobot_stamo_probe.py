@@ -6,6 +6,8 @@
 Writes probe.json, probe.md (the table) and probe.png (MSE vs horizon). See `lerobot_stamo.transforms.probe`.
 """
 
+from pathlib import Path
+
 import draccus
 from lerobot.utils.utils import init_logging
 
@@ -15,11 +17,8 @@ from lerobot_stamo.transforms.probe import ProbeConfig, run_probe
 def main() -> None:
     init_logging()
     cfg = draccus.parse(ProbeConfig)
-    report = run_probe(cfg)
-    from pathlib import Path
-
+    run_probe(cfg)
     print((Path(cfg.output_dir) / "probe.md").read_text())  # the table, for the console user
-    del report
 
 
 if __name__ == "__main__":

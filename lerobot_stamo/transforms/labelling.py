@@ -174,8 +174,10 @@ def check_horizon(meta, horizon: int) -> None:
         )
     short = sum(n <= horizon for n in lengths)
     if short:
-        logger.warning(f"{short} of {len(lengths)} episode(s) are not longer than --horizon={horizon}: "
-                       "all their motion labels are marked invalid.")
+        logger.warning(
+            f"{short} of {len(lengths)} episode(s) are not longer than --horizon={horizon}: "
+            "all their motion labels are marked invalid."
+        )
 
 
 def load_stamo_config(path: str, revision: str | None = None):
@@ -223,8 +225,12 @@ def checkpoint_identity(path: str, revision: str | None = None) -> dict[str, Any
     with open(weights, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return {"policy_path": source, "policy_revision": revision, "policy_commit": commit,
-            "weights_sha256": digest.hexdigest()}
+    return {
+        "policy_path": source,
+        "policy_revision": revision,
+        "policy_commit": commit,
+        "weights_sha256": digest.hexdigest(),
+    }
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -233,7 +239,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+def _atomic_save(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -261,7 +269,9 @@ class EpisodeChunks(torch.utils.data.Dataset):
         chunks: `(episode_index, start, stop)` frame ranges inside episodes.
     """
 
-    def __init__(self, dataset, cameras: list[str], chunks: list[tuple[int, int, int]], video_backend: str | None):
+    def __init__(
+        self, dataset, cameras: list[str], chunks: list[tuple[int, int, int]], video_backend: str | None
+    ):
         from lerobot.utils.import_utils import get_safe_default_video_backend
 
         self.dataset = dataset
@@ -469,7 +479,9 @@ def compute_column_stats(meta, columns: dict[str, np.ndarray], features: dict[st
         # Episodes without any valid motion contribute no motion stats.
         agg = aggregate_stats([{key: s[key]} for s in per_episode if key in s])[key]
         if len(ft["shape"]) > 1:
-            agg = {name: v if name == "count" else np.asarray(v).reshape(ft["shape"]) for name, v in agg.items()}
+            agg = {
+                name: v if name == "count" else np.asarray(v).reshape(ft["shape"]) for name, v in agg.items()
+            }
         stats[key] = agg
     return stats
 
@@ -529,7 +541,9 @@ def _dist_state():
     return 0, 1, lambda: None, None
 
 
-def labels_fingerprint(cfg: LabelConfig, meta, cameras: list[str], identity: dict[str, Any], policy_cfg) -> dict:
+def labels_fingerprint(
+    cfg: LabelConfig, meta, cameras: list[str], identity: dict[str, Any], policy_cfg
+) -> dict:
     """What a labelling depends on; two runs with the same fingerprint produce the same dataset."""
     return {
         "format": LABELS_FORMAT,
@@ -638,24 +652,43 @@ def label_dataset(cfg: LabelConfig) -> Path:
     )
     episodes = [ep for ep in range(meta.total_episodes) if ep % world == rank]
     start = time.perf_counter()
-    n = encode_episodes(policy, dataset, cameras, episodes, work, cfg.batch_size, cfg.num_workers,
-                        progress=rank == 0, video_backend=cfg.dataset.video_backend)
+    n = encode_episodes(
+        policy,
+        dataset,
+        cameras,
+        episodes,
+        work,
+        cfg.batch_size,
+        cfg.num_workers,
+        progress=rank == 0,
+        video_backend=cfg.dataset.video_backend,
+    )
     elapsed = time.perf_counter() - start
     if n:
-        logger.info(f"rank {rank}/{world}: encoded {n} frames x {len(cameras)} camera(s) in {elapsed:.1f}s "
-                    f"({n / max(elapsed, 1e-9):.1f} frames/s)")
+        logger.info(
+            f"rank {rank}/{world}: encoded {n} frames x {len(cameras)} camera(s) in {elapsed:.1f}s "
+            f"({n / max(elapsed, 1e-9):.1f} frames/s)"
+        )
     wait()
 
     # 4. Merge on the main process, then make the result visible with one rename.
     if rank == 0:
         repo_id = cfg.repo_id or f"{meta.repo_id}_stamo"
         finished = write_labelled_dataset(
-            dataset, cameras, cfg.horizon, work, repo_id, fingerprint, policy_cfg.num_tokens,
-            policy_cfg.token_dim
+            dataset,
+            cameras,
+            cfg.horizon,
+            work,
+            repo_id,
+            fingerprint,
+            policy_cfg.num_tokens,
+            policy_cfg.token_dim,
         )
         _publish(finished, output_dir, work)
-        logger.info(f"Labelled dataset written to {output_dir} ({meta.total_frames} frames, cameras "
-                    f"{[camera_name(c) for c in cameras]}, horizon {cfg.horizon}).")
+        logger.info(
+            f"Labelled dataset written to {output_dir} ({meta.total_frames} frames, cameras "
+            f"{[camera_name(c) for c in cameras]}, horizon {cfg.horizon})."
+        )
         if cfg.push_to_hub:
             LeRobotDataset(repo_id, root=output_dir).push_to_hub(private=cfg.private)
     wait()

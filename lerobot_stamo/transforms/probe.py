@@ -42,7 +42,11 @@ logger = logging.getLogger(__name__)
 
 REPRESENTATIONS = ("stamo", "backbone", "pixels")
 PROBES = ("linear", "mlp")
-LABELS = {"stamo": "StaMo state difference", "backbone": "Delta backbone features", "pixels": "Pooled Delta Image"}
+LABELS = {
+    "stamo": "StaMo state difference",
+    "backbone": "Delta backbone features",
+    "pixels": "Pooled Delta Image",
+}
 
 
 @dataclass
@@ -87,7 +91,6 @@ def frame_features(policy, dataset, camera: str, cfg: ProbeConfig) -> dict[str, 
     Returns:
         `{"stamo": (F, N*D), "backbone": (F, C), "pixels": (F, 3*pool*pool)}` float32 arrays.
     """
-    from lerobot_stamo.policies.stamo.images import prepare_images
 
     meta = dataset.meta
     stored = state_key(camera) in meta.features
@@ -98,24 +101,26 @@ def frame_features(policy, dataset, camera: str, cfg: ProbeConfig) -> dict[str, 
         num_workers=cfg.num_workers,
     )
     parts: dict[str, list[Tensor]] = {name: [] for name in REPRESENTATIONS}
-    size = policy.config.image_size
     for item in tqdm(loader, desc="probe features", unit="chunk", total=len(chunks)):
         frames = item[camera]  # (n, 3, H, W)
-        images = prepare_images(frames.to(policy.device), size, key=camera)  # (n, 3, S, S) in [0, 1]
         if not stored:
-            parts["stamo"].append(policy.encode(images).flatten(1).cpu())  # (n, N*D)
-        parts["backbone"].append(policy.model.patch_features(images).mean(1).cpu())  # (n, C)
+            parts["stamo"].append(policy.encode(frames).flatten(1).cpu())  # (n, N*D)
+        parts["backbone"].append(policy.backbone_features(frames).mean(1).cpu())  # (n, C)
         small = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
         parts["pixels"].append(F.adaptive_avg_pool2d(small, cfg.pool).flatten(1))  # (n, 3*pool*pool)
     out = {name: torch.cat(p).numpy() for name, p in parts.items() if p}
     if stored:
-        out["stamo"] = np.stack(dataset.hf_dataset.with_format("numpy")[state_key(camera)]).reshape(
-            meta.total_frames, -1
-        ).astype(np.float32)
+        out["stamo"] = (
+            np.stack(dataset.hf_dataset.with_format("numpy")[state_key(camera)])
+            .reshape(meta.total_frames, -1)
+            .astype(np.float32)
+        )
     return out
 
 
-def probe_tuples(meta, actions: np.ndarray, k: int, episodes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def probe_tuples(
+    meta, actions: np.ndarray, k: int, episodes: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices n, n+k and action chunks a_n .. a_{n+k-1} of all tuples inside `episodes`.
 
     Returns:
@@ -204,9 +209,13 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
     policy_cfg = load_stamo_config(cfg.policy.path, cfg.policy.revision)
     if cfg.policy.device:
         policy_cfg.device = cfg.policy.device
-    policy = StamoPolicy.from_pretrained(cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision).eval()
+    policy = StamoPolicy.from_pretrained(
+        cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision
+    ).eval()
     dataset = LeRobotDataset(
-        cfg.dataset.repo_id, root=cfg.dataset.root, revision=cfg.dataset.revision,
+        cfg.dataset.repo_id,
+        root=cfg.dataset.root,
+        revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
     )
     feats = frame_features(policy, dataset, camera, cfg)
@@ -241,15 +250,24 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
             f"No horizon in {cfg.horizons} leaves tuples in both training and held-out episodes: use shorter ones."
         )
     report = {
-        "dataset": {"repo_id": meta.repo_id, "root": str(dataset.root), "camera": camera,
-                    "train_episodes": train_eps, "test_episodes": test_eps},
+        "dataset": {
+            "repo_id": meta.repo_id,
+            "root": str(dataset.root),
+            "camera": camera,
+            "train_episodes": train_eps,
+            "test_episodes": test_eps,
+        },
         "policy": {"path": cfg.policy.path, "revision": cfg.policy.revision},
         "metric": "held-out MSE of standardised action chunks (mean and std over seeds)",
         "horizons": horizons,
         "seeds": list(cfg.seeds),
         "results": results,
-        "goal_conditioned": {"input": "(s_n, s_n+k)", "target": "a_n .. a_n+k-1", "probe": "linear",
-                             "mse": goal},
+        "goal_conditioned": {
+            "input": "(s_n, s_n+k)",
+            "target": "a_n .. a_n+k-1",
+            "probe": "linear",
+            "mse": goal,
+        },
     }
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +279,11 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": [float(v) for v in values]}
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "per_seed": [float(v) for v in values],
+    }
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -277,10 +299,17 @@ def markdown_table(report: dict[str, Any]) -> str:
     for name in REPRESENTATIONS:
         for kind in PROBES:
             cells = [report["results"][name][kind][str(k)] for k in ks]
-            lines.append(f"| {LABELS[name]} | {kind} | " + " | ".join(f"{c['mean']:.4f} ± {c['std']:.4f}" for c in cells) + " |")
+            lines.append(
+                f"| {LABELS[name]} | {kind} | "
+                + " | ".join(f"{c['mean']:.4f} ± {c['std']:.4f}" for c in cells)
+                + " |"
+            )
     goal = report["goal_conditioned"]["mse"]
-    lines.append(f"| Goal-conditioned (s_n, s_n+k) -> chunk | linear | " + " | ".join(
-        f"{goal[str(k)]['mean']:.4f} ± {goal[str(k)]['std']:.4f}" for k in ks) + " |")
+    lines.append(
+        "| Goal-conditioned (s_n, s_n+k) -> chunk | linear | "
+        + " | ".join(f"{goal[str(k)]['mean']:.4f} ± {goal[str(k)]['std']:.4f}" for k in ks)
+        + " |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -296,8 +325,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for i, name in enumerate(REPRESENTATIONS):
         for kind, style in (("linear", "-o"), ("mlp", "--s")):
             cells = [report["results"][name][kind][str(k)] for k in ks]
-            ax.errorbar(ks, [c["mean"] for c in cells], yerr=[c["std"] for c in cells], fmt=style, color=f"C{i}",
-                        capsize=3, label=f"{LABELS[name]} ({kind})")
+            ax.errorbar(
+                ks,
+                [c["mean"] for c in cells],
+                yerr=[c["std"] for c in cells],
+                fmt=style,
+                color=f"C{i}",
+                capsize=3,
+                label=f"{LABELS[name]} ({kind})",
+            )
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("horizon k (frames)")

@@ -24,8 +24,7 @@ from typing import Any
 
 import torch
 from lerobot.configs.types import FeatureType, PipelineFeatureType, PolicyFeature
-from lerobot.processor import ObservationProcessorStep, ProcessorStepRegistry
-from lerobot.processor import TransitionKey
+from lerobot.processor import ObservationProcessorStep, ProcessorStepRegistry, TransitionKey
 from torch import Tensor
 
 from .labelling import VALID_KEY, load_stamo_config, motion_key
@@ -122,7 +121,9 @@ class StamoPseudoActionStep(ObservationProcessorStep):
         cfg = self.stamo_config
         obs = features.setdefault(PipelineFeatureType.OBSERVATION, {})
         for key in self.camera_keys:
-            obs[motion_key(key)] = PolicyFeature(type=FeatureType.STATE, shape=(cfg.num_tokens, cfg.token_dim))
+            obs[motion_key(key)] = PolicyFeature(
+                type=FeatureType.STATE, shape=(cfg.num_tokens, cfg.token_dim)
+            )
         obs[VALID_KEY] = PolicyFeature(type=FeatureType.STATE, shape=(1,))
         return features
 

@@ -28,7 +28,9 @@ def tiny_stamo_config(pretrained: dict[str, str]) -> StamoConfig:
         device="cpu",
         push_to_hub=False,
         reconstruction_on_save=False,
-        input_features={k: PolicyFeature(type=FeatureType.VISUAL, shape=(3, IMAGE_HW, IMAGE_HW)) for k in CAMERAS},
+        input_features={
+            k: PolicyFeature(type=FeatureType.VISUAL, shape=(3, IMAGE_HW, IMAGE_HW)) for k in CAMERAS
+        },
         output_features={},
     )
 

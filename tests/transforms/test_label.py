@@ -133,7 +133,9 @@ def test_bad_input_is_refused_before_any_work(stamo_checkpoint, act_checkpoint, 
     meta = SimpleNamespace(
         repo_id="x/y",
         camera_keys=["observation.images.depth"],
-        features={"observation.images.depth": {"shape": [64, 64, 1], "names": ["height", "width", "channels"]}},
+        features={
+            "observation.images.depth": {"shape": [64, 64, 1], "names": ["height", "width", "channels"]}
+        },
     )
     with pytest.raises(ValueError, match="has 1 channel.*expects 3-channel RGB"):
         resolve_cameras(meta, None)
@@ -179,7 +181,6 @@ def test_kill_and_resume_gives_identical_output(stamo_checkpoint, sim_dataset, l
         proc.wait()
         assert not out.exists(), "a killed run left a dataset at --output_dir"
         assert shard_path(work, shards_before_kill - 1).exists()
-        assert not list((work / "states").glob(".*tmp*")) or True  # a torn temp file is allowed, never used
 
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -195,9 +196,21 @@ def test_kill_and_resume_gives_identical_output(stamo_checkpoint, sim_dataset, l
 def test_accelerate_two_processes_equal_one(stamo_checkpoint, sim_dataset, labelled_h2, tmp_path):
     out = tmp_path / "two_ranks"
     accelerate = str(Path(sys.executable).parent / "accelerate")
-    args = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "lerobot_stamo.scripts.lerobot_stamo_label"]
+    args = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "lerobot_stamo.scripts.lerobot_stamo_label",
+    ]
     args += cli_args(stamo_checkpoint, sim_dataset, out, "--horizon=2", "--batch_size=8", "--num_workers=0")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=420)

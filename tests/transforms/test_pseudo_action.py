@@ -23,7 +23,10 @@ def frames(b: int, t: int, seed: int = 0) -> torch.Tensor:
 
 def pipeline(step) -> PolicyProcessorPipeline:
     return PolicyProcessorPipeline(
-        steps=[step], name="policy_preprocessor", to_transition=batch_to_transition, to_output=transition_to_batch
+        steps=[step],
+        name="policy_preprocessor",
+        to_transition=batch_to_transition,
+        to_output=transition_to_batch,
     )
 
 
@@ -63,7 +66,9 @@ def test_step_config_is_json_safe_and_reloads(stamo_checkpoint, tmp_path):
     config = json.loads((tmp_path / "policy_preprocessor.json").read_text())
     assert config["steps"][0]["registry_name"] == "stamo_pseudo_action"
     reloaded = PolicyProcessorPipeline.from_pretrained(
-        tmp_path, config_filename="policy_preprocessor.json", to_transition=batch_to_transition,
+        tmp_path,
+        config_filename="policy_preprocessor.json",
+        to_transition=batch_to_transition,
         to_output=transition_to_batch,
     )
     assert reloaded.steps[0].get_config() == step.get_config()
@@ -84,7 +89,9 @@ def run_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         f"import sys; sys.path.insert(0, {str(HERE)!r}); import motion_test_policy; "
         "from lerobot.scripts.lerobot_train import main; main()"
     )
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, f"lerobot-train failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc
 
@@ -105,8 +112,15 @@ def test_step_inside_lerobot_train_reaches_forward_and_reloads(stamo_checkpoint,
     ]
     out = tmp_path / "train"
     proc = run_train(
-        ["--policy.type=motion_test", f"--policy.stamo_path={stamo_checkpoint}", "--policy.horizon=2",
-         "--steps=3", "--save_freq=3", f"--output_dir={out}", *common],
+        [
+            "--policy.type=motion_test",
+            f"--policy.stamo_path={stamo_checkpoint}",
+            "--policy.horizon=2",
+            "--steps=3",
+            "--save_freq=3",
+            f"--output_dir={out}",
+            *common,
+        ],
         tmp_path,
     )
     # forward raises without the motion key, so three logged steps prove it reached forward.
@@ -114,18 +128,27 @@ def test_step_inside_lerobot_train_reaches_forward_and_reloads(stamo_checkpoint,
     ckpt = out / "checkpoints" / "last" / "pretrained_model"
     pre = json.loads((ckpt / "policy_preprocessor.json").read_text())
     names = [s.get("registry_name") for s in pre["steps"]]
-    assert "stamo_pseudo_action" in names and names.index("stamo_pseudo_action") < names.index("normalizer_processor")
+    assert "stamo_pseudo_action" in names and names.index("stamo_pseudo_action") < names.index(
+        "normalizer_processor"
+    )
 
     # Reload through --policy.path (the step is rebuilt from the saved processor JSON) and train on.
-    run_train([f"--policy.path={ckpt}", "--steps=1", "--save_freq=1", f"--output_dir={tmp_path / 'again'}",
-               *common], tmp_path)
+    run_train(
+        [
+            f"--policy.path={ckpt}",
+            "--steps=1",
+            "--save_freq=1",
+            f"--output_dir={tmp_path / 'again'}",
+            *common,
+        ],
+        tmp_path,
+    )
 
     # Evaluation-style single frames through the saved preprocessor: no label, no encoder.
     from lerobot.policies.factory import make_pre_post_processors
 
     sys.path.insert(0, str(HERE))
     import motion_test_policy  # noqa: F401
-
     from lerobot.configs import PreTrainedConfig
 
     cfg = PreTrainedConfig.from_pretrained(ckpt)

@@ -329,6 +329,19 @@ class StamoPolicy(PreTrainedPolicy):
         return self.model.encode(images).float()
 
     @torch.inference_mode()
+    def backbone_features(self, images: Tensor) -> Tensor:
+        """The backbone's patch features of camera frames (what the compressor reads).
+
+        Args:
+            images: (B, 3, H, W) uint8 in [0, 255] or float in [0, 1]; resized to `config.image_size`.
+
+        Returns:
+            (B, num_patches, backbone_dim) float32 features (CLS and register tokens dropped).
+        """
+        images = prepare_images(images.to(self.device), self.config.image_size)
+        return self.model.patch_features(images).float()
+
+    @torch.inference_mode()
     def decode(
         self,
         states: Tensor,
