@@ -9,8 +9,17 @@ each representation's difference is mapped to the action chunk by the same small
 - `backbone`: the difference of mean-pooled patch features of the stamo checkpoint's own (DINOv2) backbone;
 - `pixels`: the Pooled Delta Image, the pixel difference average-pooled to `pool x pool`.
 
-Inputs and actions are standardised with training-set statistics, so the MSE is in action-std units.
-The goal-conditioned variant maps (s_n, s_{n+k}) to the chunk a_n .. a_{n+k-1} with a linear head.
+Inputs and actions are standardised with statistics of the training episodes only, so the MSE is in
+action-std units and the "predict the training mean" baseline scores about 1: a representation is only
+informative where its probe scores clearly below that row.
+
+- linear probe: ridge regression in closed form (one SVD, `torch.linalg`), its strength chosen from a
+  log-spaced grid by validation on held-out *training* episodes (grouped K-fold over episodes, i.e.
+  leave-one-episode-out when there are few), then refit on all training episodes; deterministic.
+- MLP probe (2 layers): AdamW with weight decay, early stopping on held-out training episodes (the last
+  validation fold), the weights of the best validation step kept; mean and std over seeds.
+- goal-conditioned head (section 6): ridge from (s_n, s_{n+k}) to the chunk a_n .. a_{n+k-1}, chosen the
+  same way.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 REPRESENTATIONS = ("stamo", "backbone", "pixels")
 PROBES = ("linear", "mlp")
+MEAN_BASELINE = "Predict the training mean"
 LABELS = {
     "stamo": "StaMo state difference",
     "backbone": "Delta backbone features",
@@ -64,10 +74,16 @@ class ProbeConfig:
     # Held-out episodes (default: the last `test_fraction` of the episodes, at least one).
     test_episodes: list[int] | None = None
     test_fraction: float = 0.2
-    # Probe training: full-batch AdamW steps, learning rate, weight decay, MLP width.
-    steps: int = 300
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
+    # Ridge strengths tried by the linear probe (on standardised features; chosen by validation).
+    ridge_alphas: list[float] = field(default_factory=lambda: [10.0**e for e in range(-2, 6)])
+    # Validation folds over the training episodes (fewer episodes: leave-one-episode-out).
+    val_folds: int = 5
+    # MLP probe: at most `steps` full-batch AdamW steps, stopped `patience` steps after the best
+    # validation MSE (its weights are kept); learning rate, weight decay, width.
+    steps: int = 2000
+    patience: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
     hidden_dim: int = 256
     # Side of the average-pooled image of the Pooled Delta Image baseline.
     pool: int = 8
@@ -81,6 +97,12 @@ class ProbeConfig:
             raise ValueError("--seeds must name at least one seed.")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"--test_fraction must be in (0, 1), got {self.test_fraction}.")
+        if not self.ridge_alphas or min(self.ridge_alphas) < 0:
+            raise ValueError(f"--ridge_alphas must be non-negative numbers, got {self.ridge_alphas}.")
+        if self.val_folds < 2:
+            raise ValueError(f"--val_folds must be >= 2, got {self.val_folds}.")
+        if self.steps < 1 or self.patience < 1:
+            raise ValueError(f"--steps and --patience must be >= 1, got {self.steps} and {self.patience}.")
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -120,51 +142,161 @@ def frame_features(policy, dataset, camera: str, cfg: ProbeConfig) -> dict[str, 
 
 def probe_tuples(
     meta, actions: np.ndarray, k: int, episodes: list[int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Indices n, n+k and action chunks a_n .. a_{n+k-1} of all tuples inside `episodes`.
 
     Returns:
-        start (M,), end (M,) global row indices and chunks (M, k * A).
+        start (M,), end (M,) global row indices, chunks (M, k * A) and the episode of each tuple (M,).
     """
-    starts, chunks = [], []
+    starts, chunks, eps = [], [], []
     for ep in episodes:
         a = int(meta.episodes[ep]["dataset_from_index"])
         b = int(meta.episodes[ep]["dataset_to_index"])
         for n in range(a, b - k):
             starts.append(n)
+            eps.append(ep)
             chunks.append(actions[n : n + k].reshape(-1))
     start = np.asarray(starts, dtype=np.int64)
-    return start, start + k, np.asarray(chunks, dtype=np.float32).reshape(len(starts), -1)
+    chunks_arr = np.asarray(chunks, dtype=np.float32).reshape(len(starts), -1)
+    return start, start + k, chunks_arr, np.asarray(eps, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------- probes
+class Standardiser:
+    """Per-dimension standardisation with statistics of the data it is fitted on.
+
+    Dimensions that are (numerically) constant there are mapped to 0 instead of being blown up by a tiny std.
+    """
+
+    def __init__(self, x: Tensor):
+        self.mean = x.mean(0)
+        std = x.std(0) if len(x) > 1 else torch.zeros_like(self.mean)
+        floor = 1e-6 * float(std.max()) if std.numel() else 0.0
+        self.std = torch.where(std > max(floor, 1e-12), std, torch.full_like(std, torch.inf))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+def ridge_path(x: Tensor, y: Tensor, alphas: list[float]) -> Tensor:
+    """Closed-form ridge weights for every strength at once, from one thin SVD.
+
+    On centred data, W(alpha) = argmin |X W - Y|^2 + alpha |W|^2 = V diag(s / (s^2 + alpha)) U^T Y.
+
+    Args:
+        x: (n, d) centred features; y: (n, o) centred targets.
+        alphas: R ridge strengths.
+
+    Returns:
+        (R, d, o) weights.
+    """
+    u, sv, vh = torch.linalg.svd(x, full_matrices=False)  # (n, r), (r,), (r, d)
+    uty = u.T @ y  # (r, o)
+    a = torch.as_tensor(alphas, dtype=x.dtype)[:, None]  # (R, 1)
+    shrink = sv / (sv**2 + a).clamp_min(1e-12)  # (R, r)
+    return torch.einsum("rd,Rr,ro->Rdo", vh, shrink, uty)
+
+
+def validation_groups(groups: np.ndarray, folds: int) -> list[np.ndarray]:
+    """Boolean masks of the validation folds over tuples, grouped by episode.
+
+    Training episodes are split into `min(folds, #episodes)` contiguous groups (leave-one-episode-out
+    when there are few). With a single training episode its last 20% of tuples validate.
+    """
+    episodes = np.unique(groups)
+    if len(episodes) >= 2:
+        parts = np.array_split(episodes, min(folds, len(episodes)))
+        return [np.isin(groups, part) for part in parts]
+    cut = max(1, int(round(0.8 * len(groups))))
+    mask = np.arange(len(groups)) >= min(cut, len(groups) - 1)
+    return [mask]
+
+
+def fit_ridge(
+    x_train: Tensor, y_train: Tensor, groups: np.ndarray, x_test: Tensor, y_test: Tensor, cfg: ProbeConfig
+) -> tuple[float, float]:
+    """Ridge probe: strength chosen by validation on held-out training episodes, refit, held-out MSE.
+
+    Features and targets are standardised on the (fold's) training tuples; the test MSE is in units of the
+    std of the actions of all training episodes.
+
+    Returns:
+        (test MSE, chosen ridge strength).
+    """
+    x_train, y_train = x_train.double(), y_train.double()
+    val_sse = torch.zeros(len(cfg.ridge_alphas), dtype=torch.float64)
+    for val in validation_groups(groups, cfg.val_folds):
+        fit = torch.from_numpy(~val)
+        sx, sy = Standardiser(x_train[fit]), Standardiser(y_train[fit])
+        weights = ridge_path(sx(x_train[fit]), sy(y_train[fit]), cfg.ridge_alphas)  # (R, d, o)
+        xv, yv = sx(x_train[~fit]), sy(y_train[~fit])
+        val_sse += ((xv @ weights - yv) ** 2).flatten(1).sum(1)  # (R,)
+    alpha = float(cfg.ridge_alphas[int(torch.argmin(val_sse))])
+    sx, sy = Standardiser(x_train), Standardiser(y_train)
+    weights = ridge_path(sx(x_train), sy(y_train), [alpha])[0]  # (d, o)
+    mse = F.mse_loss(sx(x_test.double()) @ weights, sy(y_test.double())).item()
+    return mse, alpha
+
+
+def mean_baseline(y_train: Tensor, y_test: Tensor) -> float:
+    """Held-out MSE of always predicting the training mean (about 1 in standardised units)."""
+    sy = Standardiser(y_train.double())
+    return sy(y_test.double()).pow(2).mean().item()
+
+
 def make_probe(kind: str, in_dim: int, out_dim: int, hidden: int) -> nn.Module:
-    if kind == "linear":
-        return nn.Linear(in_dim, out_dim)
     if kind == "mlp":
-        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
-    raise ValueError(f"Unknown probe {kind!r}: use one of {PROBES}.")
+        model = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+        # Zero output layer: step 0 predicts the training mean, so early stopping never does worse on the
+        # validation episodes than the mean baseline.
+        nn.init.zeros_(model[-1].weight)
+        nn.init.zeros_(model[-1].bias)
+        return model
+    raise ValueError(f"Unknown trained probe {kind!r}: the linear probe is ridge regression (`fit_ridge`).")
 
 
-def fit_probe(
-    kind: str, x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, seed: int, cfg: ProbeConfig
-) -> float:
-    """Trains a probe (full batch, AdamW) on standardised data and returns its held-out MSE."""
-    mx, sx = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
-    my, sy = y_train.mean(0), y_train.std(0).clamp_min(1e-6)
-    xt, yt = (x_train - mx) / sx, (y_train - my) / sy
-    xs, ys = (x_test - mx) / sx, (y_test - my) / sy
+def fit_mlp(
+    x_train: Tensor,
+    y_train: Tensor,
+    groups: np.ndarray,
+    x_test: Tensor,
+    y_test: Tensor,
+    seed: int,
+    cfg: ProbeConfig,
+) -> tuple[float, int]:
+    """2-layer MLP probe: full-batch AdamW with weight decay, early stopping on held-out training episodes.
+
+    Inputs and targets are standardised with all training episodes; the model is fitted on the training
+    episodes outside the last validation fold, and the weights of its best validation step are kept.
+
+    Returns:
+        (test MSE, best step).
+    """
+    sx, sy = Standardiser(x_train), Standardiser(y_train)
+    xt, yt, xs, ys = sx(x_train), sy(y_train), sx(x_test), sy(y_test)
+    val = torch.from_numpy(validation_groups(groups, cfg.val_folds)[-1])
+    x_fit, y_fit, x_val, y_val = xt[~val], yt[~val], xt[val], yt[val]
     torch.manual_seed(seed)
-    model = make_probe(kind, xt.shape[1], yt.shape[1], cfg.hidden_dim)
+    model = make_probe("mlp", xt.shape[1], yt.shape[1], cfg.hidden_dim)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    with torch.enable_grad():
-        for _ in range(cfg.steps):
-            opt.zero_grad()
-            loss = F.mse_loss(model(xt), yt)
-            loss.backward()
-            opt.step()
     with torch.no_grad():
-        return F.mse_loss(model(xs), ys).item()
+        best, best_step = F.mse_loss(model(x_val), y_val).item(), 0
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    for step in range(1, cfg.steps + 1):
+        with torch.enable_grad():
+            opt.zero_grad()
+            F.mse_loss(model(x_fit), y_fit).backward()
+            opt.step()
+        with torch.no_grad():
+            val_mse = F.mse_loss(model(x_val), y_val).item()
+        if val_mse < best:
+            best, best_step = val_mse, step
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        elif step - best_step >= cfg.patience:
+            break
+    model.load_state_dict(best_state)
+    with torch.no_grad():
+        return F.mse_loss(model(xs), ys).item(), best_step
 
 
 def split_episodes(total: int, cfg: ProbeConfig) -> tuple[list[int], list[int]]:
@@ -222,28 +354,35 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
     actions = np.stack(dataset.hf_dataset.with_format("numpy")[ACTION]).astype(np.float32)  # (F, A)
 
     results: dict[str, Any] = {name: {p: {} for p in PROBES} for name in REPRESENTATIONS}
+    baseline: dict[str, Any] = {}
     goal: dict[str, Any] = {}
     horizons = []
     for k in cfg.horizons:
-        s_tr, e_tr, y_tr = probe_tuples(meta, actions, k, train_eps)
-        s_te, e_te, y_te = probe_tuples(meta, actions, k, test_eps)
+        s_tr, e_tr, y_tr, g_tr = probe_tuples(meta, actions, k, train_eps)
+        s_te, e_te, y_te, _ = probe_tuples(meta, actions, k, test_eps)
         if len(s_tr) < 2 or len(s_te) < 1:
             logger.warning(f"Horizon {k}: not enough tuples ({len(s_tr)} train, {len(s_te)} test): skipped.")
             continue
         horizons.append(k)
         ytr, yte = torch.from_numpy(y_tr), torch.from_numpy(y_te)
+        baseline[str(k)] = _summary([mean_baseline(ytr, yte)])
         for name in REPRESENTATIONS:
             f = torch.from_numpy(feats[name])
             xtr, xte = f[e_tr] - f[s_tr], f[e_te] - f[s_te]  # representation differences
-            for kind in PROBES:
-                mses = [fit_probe(kind, xtr, ytr, xte, yte, seed, cfg) for seed in cfg.seeds]
-                results[name][kind][str(k)] = _summary(mses)
+            mse, alpha = fit_ridge(xtr, ytr, g_tr, xte, yte, cfg)
+            results[name]["linear"][str(k)] = _summary([mse]) | {"alpha": alpha}
+            fits = [fit_mlp(xtr, ytr, g_tr, xte, yte, seed, cfg) for seed in cfg.seeds]
+            results[name]["mlp"][str(k)] = _summary([m for m, _ in fits]) | {
+                "best_step": [b for _, b in fits]
+            }
         f = torch.from_numpy(feats["stamo"])
         xtr = torch.cat([f[s_tr], f[e_tr]], dim=1)  # (current state, goal state)
         xte = torch.cat([f[s_te], f[e_te]], dim=1)
-        goal[str(k)] = _summary([fit_probe("linear", xtr, ytr, xte, yte, seed, cfg) for seed in cfg.seeds])
+        mse, alpha = fit_ridge(xtr, ytr, g_tr, xte, yte, cfg)
+        goal[str(k)] = _summary([mse]) | {"alpha": alpha}
         logger.info(
-            f"k={k}: " + ", ".join(f"{n} {results[n]['linear'][str(k)]['mean']:.4f}" for n in REPRESENTATIONS)
+            f"k={k}: mean baseline {baseline[str(k)]['mean']:.4f}, ridge "
+            + ", ".join(f"{n} {results[n]['linear'][str(k)]['mean']:.4f}" for n in REPRESENTATIONS)
         )
     if not horizons:
         raise ValueError(
@@ -258,14 +397,26 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
             "test_episodes": test_eps,
         },
         "policy": {"path": cfg.policy.path, "revision": cfg.policy.revision},
-        "metric": "held-out MSE of standardised action chunks (mean and std over seeds)",
+        "metric": (
+            "held-out MSE of action chunks standardised with the training episodes' statistics; linear "
+            "(ridge) and the mean baseline are deterministic (one value), the MLP is mean and std over seeds"
+        ),
+        "probes": {
+            "linear": "ridge regression (closed form), alpha chosen by validation on held-out training "
+            "episodes, refit on all training episodes",
+            "mlp": f"2-layer MLP (width {cfg.hidden_dim}), AdamW lr {cfg.lr} weight decay {cfg.weight_decay}, "
+            f"early stopping (patience {cfg.patience}, at most {cfg.steps} steps) on held-out training episodes",
+            "ridge_alphas": list(cfg.ridge_alphas),
+            "val_folds": cfg.val_folds,
+        },
         "horizons": horizons,
         "seeds": list(cfg.seeds),
+        "baseline": {"name": MEAN_BASELINE, "mse": baseline},
         "results": results,
         "goal_conditioned": {
             "input": "(s_n, s_n+k)",
             "target": "a_n .. a_n+k-1",
-            "probe": "linear",
+            "probe": "linear (ridge)",
             "mse": goal,
         },
     }
@@ -286,28 +437,33 @@ def _summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def _cell(c: dict[str, Any]) -> str:
+    return f"{c['mean']:.4f}" if len(c["per_seed"]) == 1 else f"{c['mean']:.4f} ± {c['std']:.4f}"
+
+
 def markdown_table(report: dict[str, Any]) -> str:
-    """One row per representation and probe, one column per horizon: `mean ± std` held-out MSE."""
+    """One row per representation and probe, one column per horizon: held-out MSE (`mean ± std` for the MLP)."""
     ks = report["horizons"]
     lines = [
-        f"Held-out MSE (standardised actions, mean ± std over {len(report['seeds'])} seeds), camera "
-        f"`{report['dataset']['camera']}`, test episodes {report['dataset']['test_episodes']}.",
+        f"Held-out MSE (actions standardised on the training episodes; MLP: mean ± std over "
+        f"{len(report['seeds'])} seeds), camera `{report['dataset']['camera']}`, test episodes "
+        f"{report['dataset']['test_episodes']}. Rows below the training-mean baseline (~1) carry information "
+        "about the action.",
         "",
         "| representation | probe | " + " | ".join(f"k={k}" for k in ks) + " |",
         "|---|---|" + "---|" * len(ks),
     ]
+    base = report["baseline"]["mse"]
+    lines.append(f"| {MEAN_BASELINE} | none | " + " | ".join(_cell(base[str(k)]) for k in ks) + " |")
     for name in REPRESENTATIONS:
         for kind in PROBES:
             cells = [report["results"][name][kind][str(k)] for k in ks]
-            lines.append(
-                f"| {LABELS[name]} | {kind} | "
-                + " | ".join(f"{c['mean']:.4f} ± {c['std']:.4f}" for c in cells)
-                + " |"
-            )
+            probe = "linear (ridge)" if kind == "linear" else kind
+            lines.append(f"| {LABELS[name]} | {probe} | " + " | ".join(_cell(c) for c in cells) + " |")
     goal = report["goal_conditioned"]["mse"]
     lines.append(
-        "| Goal-conditioned (s_n, s_n+k) -> chunk | linear | "
-        + " | ".join(f"{goal[str(k)]['mean']:.4f} ± {goal[str(k)]['std']:.4f}" for k in ks)
+        "| Goal-conditioned (s_n, s_n+k) -> chunk | linear (ridge) | "
+        + " | ".join(_cell(goal[str(k)]) for k in ks)
         + " |"
     )
     return "\n".join(lines) + "\n"
@@ -321,7 +477,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ks = report["horizons"]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.5, 4), dpi=120)
+    base = [report["baseline"]["mse"][str(k)]["mean"] for k in ks]
+    ax.plot(ks, base, ":", color="black", linewidth=2, zorder=5, label=f"{MEAN_BASELINE} (baseline)")
+    goal = [report["goal_conditioned"]["mse"][str(k)]["mean"] for k in ks]
+    ax.plot(ks, goal, "-^", color=f"C{len(REPRESENTATIONS)}", label="Goal-conditioned (s_n, s_n+k), linear")
     for i, name in enumerate(REPRESENTATIONS):
         for kind, style in (("linear", "-o"), ("mlp", "--s")):
             cells = [report["results"][name][kind][str(k)] for k in ks]
@@ -338,9 +498,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("horizon k (frames)")
     ax.set_ylabel("held-out MSE (standardised actions)")
-    ax.set_title(f"Linear probe of latent actions: {report['dataset']['camera']}")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Probing latent actions: {report['dataset']['camera']}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -15,7 +15,7 @@ def test_demo_records_draws_trains_and_interpolates(tmp_path):
         [
             cli("lerobot-stamo-demo"),
             f"--output_dir={out}",
-            "--num_episodes=2",
+            "--num_episodes=3",
             "--num_video_episodes=1",
             "--observation_height=32",
             "--observation_width=32",
@@ -36,4 +36,4 @@ def test_demo_records_draws_trains_and_interpolates(tmp_path):
     assert sorted(p.suffix for p in (out / "interpolation").iterdir()) >= [".gif", ".png"]
     labelled = out / "data" / "so101_pickplace_video_stamo"
     assert (labelled / "meta" / "stamo_labels.json").exists()
-    assert "stamo" in (out / "probe" / "probe.md").read_text()
+    assert "| StaMo state difference |" in (out / "probe" / "probe.md").read_text()

@@ -5,12 +5,20 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from lerobot_stamo.policies.stamo import StamoPolicy
 from lerobot_stamo.transforms import LabelConfig, label_dataset
 from lerobot_stamo.transforms.labelling import LabelDatasetArgs, LabelPolicyArgs
-from lerobot_stamo.transforms.probe import ProbeConfig, frame_features, run_probe
+from lerobot_stamo.transforms.probe import (
+    ProbeConfig,
+    fit_mlp,
+    fit_ridge,
+    frame_features,
+    mean_baseline,
+    run_probe,
+)
 
 
 def probe_cfg(ckpt, repo_id, root, out, **kw) -> ProbeConfig:
@@ -31,14 +39,55 @@ def test_probe_end_to_end(stamo_checkpoint, sim_dataset, tmp_path):
     assert saved == json.loads(json.dumps(report))
     assert saved["dataset"]["test_episodes"] == [2] and saved["horizons"] == [1, 4]
     for name in ("stamo", "backbone", "pixels"):
-        for kind in ("linear", "mlp"):
-            for k in ("1", "4"):
-                cell = saved["results"][name][kind][k]
-                assert len(cell["per_seed"]) == 2 and np.isfinite(cell["mean"]) and cell["std"] >= 0
+        for k in ("1", "4"):
+            ridge, mlp = saved["results"][name]["linear"][k], saved["results"][name]["mlp"][k]
+            assert len(ridge["per_seed"]) == 1 and ridge["alpha"] in saved["probes"]["ridge_alphas"]
+            assert len(mlp["per_seed"]) == 2 and np.isfinite(mlp["mean"]) and mlp["std"] >= 0
+            assert all(0 <= s <= 30 for s in mlp["best_step"])
+    for k in ("1", "4"):  # the training-mean baseline (~1 on average; one held-out episode here)
+        assert saved["baseline"]["mse"][k]["mean"] > 0 and len(saved["baseline"]["mse"][k]["per_seed"]) == 1
     assert set(saved["goal_conditioned"]["mse"]) == {"1", "4"}
     table = (tmp_path / "probe.md").read_text()
     assert "StaMo state difference" in table and "Pooled Delta Image" in table and "Goal-conditioned" in table
+    assert "| Predict the training mean | none |" in table
     assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _synthetic(features, seed: int = 0, episodes: int = 6, length: int = 40, dim: int = 16, out: int = 4):
+    """Tuples of `episodes` episodes: features x (state differences) and action chunks y = f(x) + noise."""
+    g = torch.Generator().manual_seed(seed)
+    n = episodes * length
+    x = torch.randn(n, dim, generator=g) * torch.linspace(0.1, 10, dim)  # unequal scales: standardised
+    y = features(x, torch.randn(n, out, generator=g)) + 5.0
+    groups = np.repeat(np.arange(episodes), length)
+    train = groups < episodes - 1  # the last episode is held out
+    return x[train], y[train], groups[train], x[~train], y[~train]
+
+
+def test_ridge_probe_recovers_a_linear_map_and_stays_at_the_mean_on_noise():
+    cfg = ProbeConfig(steps=200, patience=20)
+    w = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    x_tr, y_tr, g_tr, x_te, y_te = _synthetic(lambda x, noise: x @ w)  # exact linear function of x
+    mse, alpha = fit_ridge(x_tr, y_tr, g_tr, x_te, y_te, cfg)
+    assert mse < 1e-3 and alpha == min(cfg.ridge_alphas), (mse, alpha)
+    assert mean_baseline(y_tr, y_te) > 0.3
+
+    for seed in range(3):  # pure-noise features: no better than the mean, but never much worse
+        x_tr, y_tr, g_tr, x_te, y_te = _synthetic(lambda x, noise: noise, seed=seed)
+        base = mean_baseline(y_tr, y_te)
+        mse, alpha = fit_ridge(x_tr, y_tr, g_tr, x_te, y_te, cfg)
+        assert mse < base * 1.1 and alpha >= 100, (mse, base, alpha)
+        mlp, _ = fit_mlp(x_tr, y_tr, g_tr, x_te, y_te, seed, cfg)
+        assert mlp < base * 1.15, (mlp, base)
+
+
+def test_mlp_probe_learns_a_nonlinear_map_with_early_stopping():
+    cfg = ProbeConfig(steps=400, patience=50, lr=1e-2)
+    x_tr, y_tr, g_tr, x_te, y_te = _synthetic(lambda x, noise: (x[:, :4] / x[:, :4].std(0)).abs())
+    base = mean_baseline(y_tr, y_te)
+    mse, step = fit_mlp(x_tr, y_tr, g_tr, x_te, y_te, 0, cfg)
+    ridge, _ = fit_ridge(x_tr, y_tr, g_tr, x_te, y_te, cfg)
+    assert mse < 0.7 * base and mse < ridge and 0 < step <= 400, (mse, base, ridge, step)
 
 
 def test_probe_reads_stored_states_of_a_labelled_dataset(stamo_checkpoint, sim_dataset, tmp_path):
