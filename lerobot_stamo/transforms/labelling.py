@@ -43,6 +43,8 @@ MOTION_PREFIX = f"{OBS_STR}.stamo_motion"
 VALID_KEY = f"{OBS_STR}.stamo_motion_valid"
 LABELS_FILE = "meta/stamo_labels.json"
 LABELS_FORMAT = 1
+# Rows per parquet batch (row group) of the streaming merge.
+MERGE_ROWS = 1024
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -83,7 +85,7 @@ class LabelConfig:
     batch_size: int = 32
     # DataLoader workers decoding frames while the encoder runs (0: decode in the main process).
     num_workers: int = 2
-    # Id of the new dataset (default: `<source id>_stamo`); the Hub repo with --push_to_hub=true.
+    # Id of the new dataset (default: `<source id>_stamo`); required with --push_to_hub=true (the Hub repo).
     repo_id: str | None = None
     push_to_hub: bool = False
     private: bool = False
@@ -97,6 +99,11 @@ class LabelConfig:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}.")
         if self.num_workers < 0:
             raise ValueError(f"--num_workers must be >= 0, got {self.num_workers}.")
+        if self.push_to_hub and not self.repo_id:
+            raise ValueError(
+                "--push_to_hub=true needs --repo_id=<hub user or org>/<name>: the Hub dataset repo to create "
+                "(or update) with the labelled dataset."
+            )
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -307,6 +314,36 @@ class EpisodeChunks(torch.utils.data.Dataset):
         return out
 
 
+def check_frames(dataset, cameras: list[str], video_backend: str | None = None) -> None:
+    """Decodes the first frame of every camera and checks its value range before any work.
+
+    The encoder takes uint8 frames (0..255) or float frames in [0, 1] (what LeRobot's video decoding and
+    image columns give). Float frames outside [0, 1] (e.g. 0..255 stored as float) or with NaN would be
+    encoded without any error into meaningless states.
+
+    Raises:
+        ValueError: Naming the camera, the values found and the fix.
+    """
+    first = EpisodeChunks(dataset, cameras, [(0, 0, 1)], video_backend)[0]
+    for key in cameras:
+        frame = first[key]  # (1, 3, H, W)
+        if not frame.is_floating_point():
+            continue
+        if torch.isnan(frame).any():
+            raise ValueError(
+                f"Camera {key!r} of dataset {dataset.meta.repo_id!r}: the first frame (episode 0, frame 0) "
+                "holds NaN values. Fix the recording (or leave the camera out with --cameras)."
+            )
+        lo, hi = float(frame.min()), float(frame.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"Camera {key!r} of dataset {dataset.meta.repo_id!r}: float frames must be in [0, 1], the first "
+                f"frame (episode 0, frame 0) has values in [{lo:.4g}, {hi:.4g}]. Store images as uint8 "
+                "(0..255) or as floats divided by 255 (re-record or convert the dataset), or leave the camera "
+                "out with --cameras."
+            )
+
+
 def plan_chunks(meta, episodes: list[int], chunk: int) -> list[tuple[int, int, int]]:
     """Splits episodes into `(episode, start, stop)` runs of at most `chunk` frames (fixed boundaries)."""
     out = []
@@ -403,39 +440,6 @@ def motion_from_states(states: np.ndarray, horizon: int) -> tuple[np.ndarray, np
     return motion, valid
 
 
-def _new_columns(dataset, cameras: list[str], horizon: int, work: Path) -> dict[str, np.ndarray]:
-    """Reads all shards and builds the new columns in the dataset's row order."""
-    meta = dataset.meta
-    n = meta.total_frames
-    index = np.asarray(dataset.hf_dataset["index"])
-    if not np.array_equal(index, np.arange(n)):
-        raise RuntimeError(
-            f"Dataset {meta.repo_id!r}: rows are not stored in `index` order 0..{n - 1}; cannot append columns."
-        )
-    columns: dict[str, np.ndarray] = {}
-    valid = np.zeros(n, dtype=bool)
-    for ep in range(meta.total_episodes):
-        path = shard_path(work, ep)
-        if not path.exists():
-            raise RuntimeError(f"Missing state shard {path} for episode {ep}: re-run the same command.")
-        shard = load_file(str(path))
-        a = int(meta.episodes[ep]["dataset_from_index"])
-        b = int(meta.episodes[ep]["dataset_to_index"])
-        for key in cameras:
-            states = shard[key].numpy()  # (L, N, D)
-            if len(states) != b - a:
-                raise RuntimeError(f"Shard {path} holds {len(states)} frames of {key}, episode has {b - a}.")
-            motion, ep_valid = motion_from_states(states, horizon)
-            if state_key(key) not in columns:
-                columns[state_key(key)] = np.zeros((n, *states.shape[1:]), dtype=np.float32)
-                columns[motion_key(key)] = np.zeros((n, *states.shape[1:]), dtype=np.float32)
-            columns[state_key(key)][a:b] = states
-            columns[motion_key(key)][a:b] = motion
-            valid[a:b] = ep_valid
-    columns[VALID_KEY] = valid
-    return columns
-
-
 def column_features(cameras: list[str], num_tokens: int, token_dim: int) -> dict[str, dict]:
     """LeRobot feature specs of the new columns."""
     token_names = ["tokens", "dim"]
@@ -448,42 +452,161 @@ def column_features(cameras: list[str], num_tokens: int, token_dim: int) -> dict
     return features
 
 
-def compute_column_stats(meta, columns: dict[str, np.ndarray], features: dict[str, dict]) -> dict[str, dict]:
-    """Per-episode stats of the new columns (LeRobot's `compute_episode_stats`), aggregated.
+def episode_column_stats(columns: dict[str, np.ndarray], features: dict[str, dict]) -> dict[str, dict]:
+    """LeRobot's `compute_episode_stats` of one episode's new columns.
 
-    The motion stats use the valid frames only (the zero padding of the last k frames would bias them). The
-    mask's stats are those of the 0/1 values. Token columns get (num_tokens, token_dim) stats (LeRobot's
-    stats code reduces everything but the last axis, so they are flattened for it and reshaped back).
+    The motion stats use the valid frames only (the zero padding of the last k frames would bias them); an
+    episode without any valid motion contributes no motion stats. The mask's stats are those of the 0/1
+    values. Token columns are flattened to (L, N * D): LeRobot's stats code reduces all but the last axis.
     """
-    from lerobot.datasets.compute_stats import aggregate_stats, compute_episode_stats
+    from lerobot.datasets.compute_stats import compute_episode_stats
 
     valid = columns[VALID_KEY]
-    flat_features = {k: {**ft, "shape": [int(np.prod(ft["shape"]))]} for k, ft in features.items()}
-    per_episode = []
-    for ep in range(meta.total_episodes):
-        a = int(meta.episodes[ep]["dataset_from_index"])
-        b = int(meta.episodes[ep]["dataset_to_index"])
-        data = {}
-        for key, values in columns.items():
-            if key == VALID_KEY:
-                data[key] = values[a:b].astype(np.float32)
-            elif key.startswith(MOTION_PREFIX):
-                sel = values[a:b][valid[a:b]]
-                if len(sel):
-                    data[key] = sel.reshape(len(sel), -1)  # (L, N * D)
-            else:
-                data[key] = values[a:b].reshape(b - a, -1)  # (L, N * D)
-        per_episode.append(compute_episode_stats(data, flat_features))
-    stats = {}
-    for key, ft in features.items():
-        # Episodes without any valid motion contribute no motion stats.
-        agg = aggregate_stats([{key: s[key]} for s in per_episode if key in s])[key]
-        if len(ft["shape"]) > 1:
-            agg = {
-                name: v if name == "count" else np.asarray(v).reshape(ft["shape"]) for name, v in agg.items()
-            }
-        stats[key] = agg
-    return stats
+    data = {}
+    for key, values in columns.items():
+        if key == VALID_KEY:
+            data[key] = values.astype(np.float32)
+        elif key.startswith(MOTION_PREFIX):
+            sel = values[valid]
+            if len(sel):
+                data[key] = sel.reshape(len(sel), -1)  # (L', N * D)
+        else:
+            data[key] = values.reshape(len(values), -1)  # (L, N * D)
+    flat = {k: {**ft, "shape": [int(np.prod(ft["shape"]))]} for k, ft in features.items() if k in data}
+    return compute_episode_stats(data, flat)
+
+
+class EpisodeColumns:
+    """The new columns of a dataset, streamed in row order with one episode's shard in memory at a time.
+
+    `rows(a, b)` returns the columns of global rows a..b-1 (ascending, consecutive calls); an episode's shard
+    is read when its first row is asked for and dropped once the rows have moved past it, so memory is
+    bounded by the longest episode, not the dataset. Per-episode stats are collected on the way.
+
+    Args:
+        meta: `LeRobotDatasetMetadata` of the source dataset.
+        cameras: Camera keys whose states are in the shards.
+        horizon: k of the latent motion.
+        work: Work folder holding `states/episode_XXXXXX.safetensors`.
+        features: Specs of the new columns (`column_features`).
+    """
+
+    def __init__(self, meta, cameras: list[str], horizon: int, work: Path, features: dict[str, dict]):
+        self.meta, self.cameras, self.horizon, self.work, self.features = (
+            meta,
+            cameras,
+            horizon,
+            work,
+            features,
+        )
+        self.starts = np.asarray(
+            [int(meta.episodes[e]["dataset_from_index"]) for e in range(meta.total_episodes)]
+        )
+        self.ends = np.asarray(
+            [int(meta.episodes[e]["dataset_to_index"]) for e in range(meta.total_episodes)]
+        )
+        self.loaded: dict[int, dict[str, np.ndarray]] = {}
+        self.episode_stats: dict[int, dict[str, dict]] = {}
+        self.next_row = 0
+
+    def _episode(self, ep: int) -> dict[str, np.ndarray]:
+        if ep in self.loaded:
+            return self.loaded[ep]
+        path = shard_path(self.work, ep)
+        if not path.exists():
+            raise RuntimeError(f"Missing state shard {path} for episode {ep}: re-run the same command.")
+        shard = load_file(str(path))
+        length = int(self.ends[ep] - self.starts[ep])
+        columns: dict[str, np.ndarray] = {}
+        for key in self.cameras:
+            states = shard[key].numpy()  # (L, N, D)
+            if len(states) != length:
+                raise RuntimeError(f"Shard {path} holds {len(states)} frames of {key}, episode has {length}.")
+            columns[state_key(key)] = states
+            columns[motion_key(key)], columns[VALID_KEY] = motion_from_states(states, self.horizon)
+        self.episode_stats[ep] = episode_column_stats(columns, self.features)
+        self.loaded[ep] = columns
+        return columns
+
+    def rows(self, a: int, b: int) -> dict[str, np.ndarray]:
+        """Columns of global rows a..b-1 (the next rows after the previous call)."""
+        if a != self.next_row:
+            raise RuntimeError(f"Rows asked out of order: {a}..{b - 1} after {self.next_row - 1}.")
+        self.next_row = b
+        first = int(np.searchsorted(self.ends, a, side="right"))  # episode holding row a
+        last = int(np.searchsorted(self.ends, b - 1, side="right"))  # episode holding row b - 1
+        for ep in [e for e in self.loaded if e < first]:  # rows have moved past these episodes
+            del self.loaded[ep]
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.features}
+        for ep in range(first, last + 1):
+            cols = self._episode(ep)
+            lo, hi = max(a, self.starts[ep]) - self.starts[ep], min(b, self.ends[ep]) - self.starts[ep]
+            for key in self.features:
+                parts[key].append(cols[key][lo:hi])
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def stats(self) -> dict[str, dict]:
+        """Stats of the new columns aggregated over all episodes (call after every row was read)."""
+        from lerobot.datasets.compute_stats import aggregate_stats
+
+        missing = [e for e in range(self.meta.total_episodes) if e not in self.episode_stats]
+        if missing:
+            raise RuntimeError(f"Episodes {missing[:10]} were never merged: the data files miss their rows.")
+        per_episode = [self.episode_stats[e] for e in range(self.meta.total_episodes)]
+        stats = {}
+        for key, ft in self.features.items():
+            agg = aggregate_stats([{key: s[key]} for s in per_episode if key in s])[key]
+            if len(ft["shape"]) > 1:
+                agg = {n: v if n == "count" else np.asarray(v).reshape(ft["shape"]) for n, v in agg.items()}
+            stats[key] = agg
+        return stats
+
+
+def _stream_data_files(dataset, new_meta, columns: EpisodeColumns, rows_per_batch: int | None = None) -> None:
+    """Copies every data file of `dataset` to `new_meta.root` with the new columns appended, batch by batch.
+
+    Same chunk/file layout as the source; each batch of rows becomes one parquet row group, so memory stays
+    bounded by the batch and the longest episode, whatever the dataset's length.
+    """
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lerobot.datasets.feature_utils import get_hf_features_from_features
+    from lerobot.datasets.utils import DATA_DIR
+
+    hf_features = get_hf_features_from_features(new_meta.features)
+    schema = hf_features.arrow_schema
+    new_hf = datasets.Features({k: hf_features[k] for k in columns.features})
+    files = sorted((dataset.root / DATA_DIR).glob("*/*.parquet"))
+    if not files:
+        raise ValueError(f"No parquet files found in {dataset.root / DATA_DIR}")
+    row = 0
+    bar = tqdm(total=dataset.meta.total_frames, unit="frame", desc="stamo merge")
+    for src in files:
+        dst = new_meta.root / src.relative_to(dataset.root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(dst, schema=schema, compression="snappy", use_dictionary=True) as writer:
+            for batch in pq.ParquetFile(src).iter_batches(batch_size=rows_per_batch or MERGE_ROWS):
+                n = batch.num_rows
+                index = batch.column("index").to_numpy()
+                if not np.array_equal(index, np.arange(row, row + n)):
+                    raise RuntimeError(
+                        f"Dataset {dataset.meta.repo_id!r}: rows of {src} are not stored in `index` order "
+                        f"(expected {row}..{row + n - 1}); cannot append columns."
+                    )
+                new = columns.rows(row, row + n)
+                extra = datasets.Dataset.from_dict(
+                    {k: v if v.ndim == 1 else list(v) for k, v in new.items()}, features=new_hf
+                ).with_format("arrow")[:]
+                table = pa.Table.from_batches([batch])
+                for key in columns.features:
+                    table = table.append_column(key, extra.column(key))
+                writer.write_table(table.select(schema.names).cast(schema))
+                row += n
+                bar.update(n)
+    bar.close()
+    if row != dataset.meta.total_frames:
+        raise RuntimeError(f"The data files hold {row} rows, the metadata says {dataset.meta.total_frames}.")
 
 
 def write_labelled_dataset(
@@ -498,23 +621,41 @@ def write_labelled_dataset(
 ) -> Path:
     """Merges the shards into a copy of `dataset` with the new columns and stats, inside `work/dataset`.
 
+    Streams: data files are rewritten batch by batch and shards read one episode at a time, so the peak
+    memory does not grow with the dataset's length. The rest mirrors LeRobot's `add_features` (metadata,
+    tasks, episodes and videos copied).
+
     Returns:
         The folder of the finished dataset (still inside the work folder).
     """
-    from lerobot.datasets.dataset_tools import add_features
+    from lerobot.datasets.dataset_tools import _copy_episodes_metadata_and_stats, _copy_videos
     from lerobot.datasets.io_utils import write_stats
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
     target = work / "dataset"
     if target.exists():  # a merge interrupted earlier: start it over
         shutil.rmtree(target)
-    columns = _new_columns(dataset, cameras, horizon, work)
+    meta = dataset.meta
     features = column_features(cameras, num_tokens, token_dim)
-    new = add_features(
-        dataset, {k: (columns[k], features[k]) for k in features}, output_dir=target, repo_id=repo_id
+    clash = [k for k in features if k in meta.features]
+    if clash:
+        raise ValueError(
+            f"Dataset {meta.repo_id!r} already has columns {clash}: label the unlabelled source."
+        )
+    new_meta = LeRobotDatasetMetadata.create(
+        repo_id=repo_id,
+        fps=meta.fps,
+        features={**meta.features, **features},
+        robot_type=meta.robot_type,
+        root=target,
+        use_videos=len(meta.video_keys) > 0,
     )
-    stats = dict(new.meta.stats or {})
-    stats |= compute_column_stats(dataset.meta, columns, features)
-    write_stats(stats, target)
+    columns = EpisodeColumns(meta, cameras, horizon, work, features)
+    _stream_data_files(dataset, new_meta, columns)
+    _copy_episodes_metadata_and_stats(dataset, new_meta)  # tasks, episodes, info, the source stats
+    if new_meta.video_keys:
+        _copy_videos(dataset, new_meta)
+    write_stats(dict(meta.stats or {}) | columns.stats(), target)
     _atomic_write_text(target / LABELS_FILE, json.dumps(labels_info, indent=2, sort_keys=True))
     return target
 
@@ -607,6 +748,13 @@ def label_dataset(cfg: LabelConfig) -> Path:
     cameras = resolve_cameras(meta, cfg.cameras)
     check_horizon(meta, cfg.horizon)
     policy_cfg = load_stamo_config(cfg.policy.path, cfg.policy.revision)
+    dataset = LeRobotDataset(
+        cfg.dataset.repo_id,
+        root=cfg.dataset.root,
+        revision=cfg.dataset.revision,
+        video_backend=cfg.dataset.video_backend,
+    )
+    check_frames(dataset, cameras, cfg.dataset.video_backend)
     identity = checkpoint_identity(cfg.policy.path, cfg.policy.revision)
     fingerprint = labels_fingerprint(cfg, meta, cameras, identity, policy_cfg)
     work = work_dir_for(output_dir)
@@ -617,6 +765,8 @@ def label_dataset(cfg: LabelConfig) -> Path:
         logger.info(f"{output_dir} already holds this labelling: nothing to do.")
         if rank == 0 and work.exists():
             shutil.rmtree(work, ignore_errors=True)
+        if rank == 0 and cfg.push_to_hub:
+            push_labelled(output_dir, cfg.repo_id, cfg.private)
         return output_dir
     if output_dir.exists() and any(output_dir.iterdir()) and not cfg.overwrite:
         what = "a different stamo labelling" if existing else "other files"
@@ -644,12 +794,6 @@ def label_dataset(cfg: LabelConfig) -> Path:
         policy_cfg.device = rank_device
     policy = StamoPolicy.from_pretrained(cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision)
     policy.eval()
-    dataset = LeRobotDataset(
-        cfg.dataset.repo_id,
-        root=cfg.dataset.root,
-        revision=cfg.dataset.revision,
-        video_backend=cfg.dataset.video_backend,
-    )
     episodes = [ep for ep in range(meta.total_episodes) if ep % world == rank]
     start = time.perf_counter()
     n = encode_episodes(
@@ -690,11 +834,19 @@ def label_dataset(cfg: LabelConfig) -> Path:
             f"{[camera_name(c) for c in cameras]}, horizon {cfg.horizon})."
         )
         if cfg.push_to_hub:
-            LeRobotDataset(repo_id, root=output_dir).push_to_hub(private=cfg.private)
+            push_labelled(output_dir, repo_id, cfg.private)
     wait()
     if world > 1 and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()  # a live gloo group can keep the processes from exiting
     return output_dir
+
+
+def push_labelled(output_dir: Path, repo_id: str, private: bool) -> None:
+    """Uploads the labelled dataset at `output_dir` to the Hub dataset repo `repo_id` (LeRobot's push)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    logger.info(f"Pushing {output_dir} to the Hub as dataset {repo_id!r} (private={private}).")
+    LeRobotDataset(repo_id, root=output_dir).push_to_hub(private=private)
 
 
 def _publish(finished: Path, output_dir: Path, work: Path) -> None:

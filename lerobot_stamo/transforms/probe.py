@@ -41,6 +41,7 @@ from .labelling import (
     EpisodeChunks,
     LabelDatasetArgs,
     LabelPolicyArgs,
+    check_frames,
     load_stamo_config,
     plan_chunks,
     resolve_cameras,
@@ -341,15 +342,16 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
     policy_cfg = load_stamo_config(cfg.policy.path, cfg.policy.revision)
     if cfg.policy.device:
         policy_cfg.device = cfg.policy.device
-    policy = StamoPolicy.from_pretrained(
-        cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision
-    ).eval()
     dataset = LeRobotDataset(
         cfg.dataset.repo_id,
         root=cfg.dataset.root,
         revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
     )
+    check_frames(dataset, [camera], cfg.dataset.video_backend)
+    policy = StamoPolicy.from_pretrained(
+        cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision
+    ).eval()
     feats = frame_features(policy, dataset, camera, cfg)
     actions = np.stack(dataset.hf_dataset.with_format("numpy")[ACTION]).astype(np.float32)  # (F, A)
 

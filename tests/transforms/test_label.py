@@ -223,3 +223,141 @@ def test_accelerate_two_processes_equal_one(stamo_checkpoint, sim_dataset, label
     assert json.loads((out / "meta" / "stamo_labels.json").read_text()) == load_labels(labelled_h2) | {
         "policy_path": load_labels(out)["policy_path"]
     }
+
+
+def test_streaming_merge_equals_reference_and_holds_few_episodes(
+    stamo_checkpoint, sim_dataset, labelled_h2, tmp_path, monkeypatch
+):
+    """Batches of 7 rows (crossing episode boundaries): same columns and stats, <= 2 episodes in memory."""
+    from lerobot_stamo.transforms import labelling
+
+    held = []
+    rows = labelling.EpisodeColumns.rows
+
+    def spy(self, a, b):
+        out = rows(self, a, b)
+        held.append(len(self.loaded))
+        return out
+
+    monkeypatch.setattr(labelling, "MERGE_ROWS", 7)
+    monkeypatch.setattr(labelling.EpisodeColumns, "rows", spy)
+    out = tmp_path / "streamed"
+    label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, horizon=2))
+    assert len(held) > 3 and max(held) <= 2
+    streamed, reference = _columns(out), _columns(labelled_h2)
+    assert streamed.keys() == reference.keys()
+    for key in reference:
+        torch.testing.assert_close(streamed[key], reference[key], rtol=0, atol=0, msg=key)
+    assert json.loads((out / "meta" / "stats.json").read_text()) == json.loads(
+        (labelled_h2 / "meta" / "stats.json").read_text()
+    )
+
+
+class FakeHfApi:
+    """Records the calls `LeRobotDataset.push_to_hub` makes (and what the uploaded folder holds)."""
+
+    calls: list = []
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            files = None
+            if "folder_path" in kwargs:
+                root = Path(kwargs["folder_path"])
+                files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+            FakeHfApi.calls.append((name, args, kwargs, files))
+
+        return call
+
+
+def test_push_to_hub_uploads_the_labelled_dataset_under_repo_id(
+    stamo_checkpoint, video_dataset, labelled_h2, sim_dataset, tmp_path, monkeypatch
+):
+    from huggingface_hub import DatasetCard
+    from lerobot.datasets import lerobot_dataset
+
+    with pytest.raises(ValueError, match="--push_to_hub=true needs --repo_id"):
+        make_cfg(stamo_checkpoint, video_dataset, tmp_path / "x", push_to_hub=True)
+
+    FakeHfApi.calls = []
+    cards = []
+    monkeypatch.setattr(lerobot_dataset, "HfApi", FakeHfApi)
+    monkeypatch.setattr(DatasetCard, "push_to_hub", lambda self, **kw: cards.append(kw))
+    out = tmp_path / "pushed"
+    cfg = make_cfg(
+        stamo_checkpoint, video_dataset, out, cameras=["front"], push_to_hub=True, repo_id="me/video_stamo"
+    )
+    label_dataset(cfg)
+    calls = {name: (args, kw, files) for name, args, kw, files in FakeHfApi.calls}
+    assert calls["create_repo"][1] == {
+        "repo_id": "me/video_stamo",
+        "private": False,
+        "repo_type": "dataset",
+        "exist_ok": True,
+    }
+    _, upload, files = calls["upload_folder"]
+    assert upload["repo_id"] == "me/video_stamo" and upload["repo_type"] == "dataset"
+    assert Path(upload["folder_path"]) == out and "images/" in upload["ignore_patterns"]
+    assert {"meta/info.json", "meta/stats.json", "meta/stamo_labels.json"} <= set(files)
+    assert any(f.startswith("data/") and f.endswith(".parquet") for f in files)
+    assert any(f.startswith("videos/observation.images.front/") for f in files)
+    stats = json.loads((out / "meta" / "stats.json").read_text())
+    assert {state_key(FRONT), motion_key(FRONT), VALID_KEY} <= set(stats)
+    assert cards == [{"repo_id": "me/video_stamo", "repo_type": "dataset", "revision": None}]
+    assert calls["create_tag"][0][0] == "me/video_stamo"
+
+    # An already finished labelling is still pushed (nothing re-encoded), privately when asked.
+    FakeHfApi.calls = []
+    label_dataset(
+        make_cfg(
+            stamo_checkpoint,
+            sim_dataset,
+            labelled_h2,
+            horizon=2,
+            num_workers=1,
+            push_to_hub=True,
+            private=True,
+            repo_id="me/pickcube_stamo",
+        )
+    )
+    create = [kw for name, _, kw, _ in FakeHfApi.calls if name == "create_repo"]
+    assert create == [
+        {"repo_id": "me/pickcube_stamo", "private": True, "repo_type": "dataset", "exist_ok": True}
+    ]
+
+
+class FakeRows:
+    """`hf_dataset` of an image (non-video) dataset whose first frame is `frame`."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def __getitem__(self, rows: slice):
+        return {"timestamp": [0.0], FRONT: [self.frame]}
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (
+            torch.full((3, 8, 8), 200.0),
+            r"'observation.images.front'.*must be in \[0, 1\].*\[200, 200\].*divided by 255",
+        ),
+        (torch.full((3, 8, 8), float("nan")), r"'observation.images.front'.*NaN"),
+        (torch.full((3, 8, 8), -0.5), r"values in \[-0.5, -0.5\]"),
+    ],
+)
+def test_frames_out_of_range_are_refused(frame, match):
+    from lerobot_stamo.transforms.labelling import check_frames
+
+    meta = SimpleNamespace(
+        repo_id="x/images", video_keys=[], episodes=[{"dataset_from_index": 0, "dataset_to_index": 1}]
+    )
+    dataset = SimpleNamespace(meta=meta, hf_dataset=FakeRows(frame))
+    with pytest.raises(ValueError, match=match):
+        check_frames(dataset, [FRONT], "pyav")
+    check_frames(SimpleNamespace(meta=meta, hf_dataset=FakeRows(torch.rand(3, 8, 8))), [FRONT], "pyav")
+    check_frames(  # uint8 frames are always fine
+        SimpleNamespace(meta=meta, hf_dataset=FakeRows(torch.full((3, 8, 8), 255, dtype=torch.uint8))),
+        [FRONT],
+        "pyav",
+    )

@@ -142,7 +142,8 @@ def test_probe_cli(stamo_checkpoint, sim_dataset, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "| StaMo state difference | linear |" in proc.stdout
+    assert "| StaMo state difference | linear (ridge) |" in proc.stdout
+    assert "| Predict the training mean | none |" in proc.stdout
     assert (
         json.loads((tmp_path / "probe.json").read_text())["dataset"]["camera"] == "observation.images.wrist"
     )
