@@ -54,6 +54,38 @@ def tiny_checkpoint(root: Path, size: int) -> Path:
     return root / "ckpt"
 
 
+def base_checkpoint(root: Path, size: int) -> Path:
+    """A checkpoint with the paper's encoder sizes and random weights: DINOv2-B/14-reg + the 768-d, 6-layer
+    compressor to 2 x 1024 tokens (the real compute of labelling; the decoder is the tiny one, unused).
+    """
+    from lerobot.configs.types import FeatureType, PolicyFeature
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
+    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+
+    torch.manual_seed(0)
+    backbone = root / "dinov2_base_random"
+    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(image_size=224)).save_pretrained(backbone)
+    preset = json.loads((Path(__file__).parents[1] / "configs" / "stamo_paper.json").read_text())["policy"]
+    encoder_keys = ("compressor_", "compression_", "context_dim", "num_tokens", "token_dim")
+    fields = {k: v for k, v in preset.items() if k.startswith(encoder_keys)}
+    cfg = StamoConfig(
+        **fields,
+        backbone=str(backbone),
+        decoder_path=write_tiny_pretrained(root / "pretrained", seed=0)["decoder_path"],
+        project_state=True,
+        image_size=224,
+        device="cpu",
+        push_to_hub=False,
+        reconstruction_on_save=False,
+        input_features={k: PolicyFeature(type=FeatureType.VISUAL, shape=(3, size, size)) for k in CAMERAS},
+        output_features={},
+    )
+    StamoPolicy(cfg).save_pretrained(root / "ckpt")
+    return root / "ckpt"
+
+
 def record(root: Path, episodes: int, size: int, seed: int = 0) -> Path:
     from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
 
@@ -114,6 +146,12 @@ def main():
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--policy_path", default=None)
+    parser.add_argument(
+        "--encoder",
+        choices=["tiny", "base"],
+        default="tiny",
+        help="without --policy_path: the tiny preset, or the paper's encoder sizes with random weights",
+    )
     parser.add_argument("--name", default="tiny")
     args = parser.parse_args()
 
@@ -131,7 +169,10 @@ def main():
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_label_"))
-    ckpt = Path(args.policy_path) if args.policy_path else tiny_checkpoint(tmp, args.size)
+    if args.policy_path:
+        ckpt = Path(args.policy_path)
+    else:
+        ckpt = (base_checkpoint if args.encoder == "base" else tiny_checkpoint)(tmp, args.size)
     data1 = record(tmp / "x1", args.episodes, args.size)
     data4 = record(tmp / "x4", 4 * args.episodes, args.size, seed=1000)
     policy = StamoPolicy.from_pretrained(ckpt).eval()
@@ -200,7 +241,7 @@ def main():
             "torch_threads": torch.get_num_threads(),
         },
         "setup": {
-            "checkpoint": str(args.policy_path or "tiny preset (random)"),
+            "checkpoint": str(args.policy_path or f"{args.encoder} encoder, random weights"),
             "image_size": args.size,
             "cameras": len(CAMERAS),
             "episodes": args.episodes,
