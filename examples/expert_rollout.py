@@ -1,6 +1,6 @@
 """Run the scripted expert on the simulated SO-101 and save a GIF of both cameras.
 
-    MUJOCO_GL=egl python examples/expert_rollout.py --task PickPlace --seed 3 --out expert.gif
+MUJOCO_GL=egl python examples/expert_rollout.py --task PickPlace --seed 3 --out expert.gif
 """
 
 import argparse

@@ -7,6 +7,8 @@ the simulated arm). LeRobot imports it through the one-line module ``lerobot_pol
 __version__ = "0.1.0.dev0"
 
 # Every module with a registration side effect is imported here (and only here).
-from lerobot_stamo import envs  # noqa: F401,E402  (EnvConfig "stamo_so101" + gym ids)
+from lerobot_stamo import (
+    envs,  # noqa: F401,E402  (EnvConfig "stamo_so101" + gym ids)
+    transforms,  # noqa: F401,E402  (processor step "stamo_pseudo_action")
+)
 from lerobot_stamo.policies import stamo  # noqa: F401,E402  (PolicyConfig "stamo" + its processor step)
-from lerobot_stamo import transforms  # noqa: F401,E402  (processor step "stamo_pseudo_action")

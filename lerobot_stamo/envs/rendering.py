@@ -29,7 +29,9 @@ def configure_headless_rendering() -> str | None:
     """
     if os.environ.get("MUJOCO_GL") or not sys.platform.startswith("linux") or os.environ.get("DISPLAY"):
         return None
-    backend = "egl" if ctypes.util.find_library("EGL") else "osmesa" if ctypes.util.find_library("OSMesa") else None
+    backend = (
+        "egl" if ctypes.util.find_library("EGL") else "osmesa" if ctypes.util.find_library("OSMesa") else None
+    )
     if backend is None:
         return None
     os.environ["MUJOCO_GL"] = backend
