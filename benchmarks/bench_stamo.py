@@ -9,12 +9,20 @@ and the size of a state against the DINOv2 patch features it replaces. Writes
     .venv/bin/python benchmarks/bench_stamo.py --preset configs/stamo_small.json  # needs the real weights
 
 The `small`/`paper` presets need `facebook/dinov2-with-registers-base` and the gated
-`stabilityai/stable-diffusion-3-medium-diffusers` (local folders or Hub access).
+`stabilityai/stable-diffusion-3-medium-diffusers` (local folders or Hub access). Without them,
+`--random_weights` writes local Hub-layout folders with the same architecture (DINOv2-with-registers-base,
+SD3-medium DiT ~2B parameters, SD3 VAE, flow-matching scheduler) and random weights: speed and memory do
+not depend on the weight values. The folders (~6 GB) go to a temporary directory, deleted at the end::
+
+    .venv/bin/python benchmarks/bench_stamo.py --preset configs/stamo_small.json --random_weights \
+        --batch_size 1 --steps 3 --threads 2 --num_frames 8 --encode_repeats 1 --decode_repeats 1
 """
 
 import argparse
 import json
+import multiprocessing
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +36,10 @@ from lerobot_stamo.policies.stamo.feature_cache import build_feature_cache
 from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
 
 RESULTS = Path(__file__).parent / "results"
+RANDOM_WEIGHTS_NOTE = (
+    "random weights with the real architectures (DINOv2-with-registers-base, SD3-medium DiT/VAE): "
+    "speed and memory do not depend on the weight values; losses are not meaningful"
+)
 CAMERAS = [f"{OBS_IMAGES}.front", f"{OBS_IMAGES}.wrist"]
 
 
@@ -52,8 +64,73 @@ class FramesDataset(torch.utils.data.Dataset):
         return {"index": torch.tensor(i)} | {cam: x[i] for cam, x in self.frames.items()}
 
 
-def timeit(fn, repeats: int) -> float:
-    fn()  # warm-up
+def write_random_pretrained(root: str | Path, seed: int = 0) -> dict[str, str]:
+    """Writes DINOv2-with-registers-base and SD3-medium-shaped decoder folders with random weights.
+
+    Same approach as `tiny.write_tiny_pretrained` (save_pretrained in the Hub layout, loaded by path through
+    the same `from_pretrained` calls), with the published architectures of
+    `facebook/dinov2-with-registers-base` and `stabilityai/stable-diffusion-3-medium-diffusers`.
+    """
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    root = Path(root)
+    backbone_dir, decoder_dir = root / "dinov2", root / "sd3"
+    torch.manual_seed(seed)
+    # The config defaults are the base model (768 hidden, 12 layers, patch 14, 4 registers).
+    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(image_size=224)).save_pretrained(backbone_dir)
+    with torch.device("cpu"):
+        transformer = SD3Transformer2DModel(
+            sample_size=128,
+            patch_size=2,
+            in_channels=16,
+            num_layers=24,
+            attention_head_dim=64,
+            num_attention_heads=24,
+            joint_attention_dim=4096,
+            caption_projection_dim=1536,
+            pooled_projection_dim=2048,
+            out_channels=16,
+            pos_embed_max_size=192,
+        )
+    # Saved in fp16 like the Hub repo (half the disk); `from_pretrained` loads it back in fp32.
+    transformer.to(torch.float16).save_pretrained(decoder_dir / "transformer")
+    del transformer
+    AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=16,
+        norm_num_groups=32,
+        sample_size=1024,
+        shift_factor=0.0609,
+        scaling_factor=1.5305,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    ).save_pretrained(decoder_dir / "vae")
+    FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0).save_pretrained(
+        decoder_dir / "scheduler"
+    )
+    (decoder_dir / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusion3Pipeline",
+                "transformer": ["diffusers", "SD3Transformer2DModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+            },
+            indent=2,
+        )
+    )
+    return {"backbone": str(backbone_dir), "decoder_path": str(decoder_dir)}
+
+
+def timeit(fn, repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
@@ -91,6 +168,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--random_weights",
+        action="store_true",
+        help="Write random-weight folders with the preset's real architectures and use them (non-tiny presets).",
+    )
+    parser.add_argument("--num_frames", type=int, default=64, help="Frames of the synthetic dataset.")
+    parser.add_argument("--encode_repeats", type=int, default=3)
+    parser.add_argument("--decode_repeats", type=int, default=2)
+    parser.add_argument(
+        "--no_decode_warmup", action="store_true", help="Time the first 50-step decode (no warm-up run)."
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -100,6 +188,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     if name == "stamo_tiny":
         preset |= write_tiny_pretrained(tmp / "tiny")
+    elif args.random_weights:
+        # In a child process, so that its memory (the fp32 DiT) does not count in this one's peak RSS.
+        start = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            preset |= pool.apply(write_random_pretrained, (tmp / "random",))
+        print(f"wrote random-weight folders in {time.perf_counter() - start:.0f} s: {preset}", flush=True)
     size = preset.get("image_size", 224)
     features = {cam: PolicyFeature(FeatureType.VISUAL, (3, size, size)) for cam in CAMERAS}
     # A cache needs frozen parts: the benchmark trains the compressor + DiT in both runs.
@@ -107,35 +201,57 @@ def main() -> None:
     torch.manual_seed(0)
     policy = StamoPolicy(config).eval()
     results: dict = {"preset": args.preset, "threads": args.threads, "torch": torch.__version__}
+    if args.random_weights and name != "stamo_tiny":
+        results["weights"] = RANDOM_WEIGHTS_NOTE
+    results |= {
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "num_frames": args.num_frames,
+        "encode_repeats": args.encode_repeats,
+        "decode_repeats": args.decode_repeats,
+        "decode_warmup": not args.no_decode_warmup,
+    }
 
     for b in (1, 32):
         frames = torch.rand(b, 3, size, size)
-        results[f"encode_frames_per_s_batch{b}"] = b / timeit(lambda f=frames: policy.encode(f), 3)
+        t = timeit(lambda f=frames: policy.encode(f), args.encode_repeats)
+        results[f"encode_frames_per_s_batch{b}"] = b / t
+        print(f"encode batch {b}: {b / t:.2f} frames/s", flush=True)
     states = policy.encode(torch.rand(1, 3, size, size))
-    results["decode_s_per_image_50_steps"] = timeit(lambda: policy.decode(states, 50), 2)
+    results["decode_s_per_image_50_steps"] = timeit(
+        lambda: policy.decode(states, 50), args.decode_repeats, warmup=not args.no_decode_warmup
+    )
+    print(f"decode: {results['decode_s_per_image_50_steps']:.1f} s/image", flush=True)
 
-    data = FramesDataset(64, size)
+    data = FramesDataset(args.num_frames, size)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=False)
     start = time.perf_counter()
     build_feature_cache(policy, data, tmp / "cache", batch_size=32)
     results["cache_build_s"] = time.perf_counter() - start
 
-    initial = {k: v.clone() for k, v in policy.state_dict().items()}
+    # Only the trained parameters change: cloning just them keeps a ~2B-parameter DiT from being copied.
+    initial = {k: v.detach().clone() for k, v in policy.named_parameters() if v.requires_grad}
     losses_plain, step_plain = train_curve(policy, loader, args.steps)
-    policy.load_state_dict(initial)
+    print(f"train step, no cache: {step_plain:.2f} s", flush=True)
+    policy.load_state_dict(initial, strict=False)
     policy.config.feature_cache = str(tmp / "cache")
     losses_cached, step_cached = train_curve(policy, loader, args.steps)
     results |= {
         "train_step_s_no_cache": step_plain,
         "train_step_s_cache": step_cached,
         "cache_speedup": step_plain / step_cached,
-        "loss_last10_no_cache": sum(losses_plain[-10:]) / 10,
-        "loss_last10_cache": sum(losses_cached[-10:]) / 10,
+        "loss_last10_no_cache": sum(losses_plain[-10:]) / len(losses_plain[-10:]),
+        "loss_last10_cache": sum(losses_cached[-10:]) / len(losses_cached[-10:]),
         "losses_no_cache": losses_plain,
         "losses_cache": losses_cached,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     bb = policy.model.backbone.config
+    results["backbone_parameters"] = sum(p.numel() for p in policy.model.backbone.parameters())
+    results["decoder_dit_parameters_incl_adapters"] = sum(
+        p.numel() for p in policy.model.decoder.transformer.parameters()
+    )
+    results["trained_parameters"] = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     results["state_bytes_fp32"] = config.num_tokens * config.token_dim * 4
     results["dinov2_patch_bytes_fp32"] = policy.model.num_patches * bb.hidden_size * 4
     results["paper_state_bytes_fp32"] = 2 * 1024 * 4
@@ -164,12 +280,18 @@ def main() -> None:
     md = [
         f"# stamo benchmark: `{args.preset}` on CPU ({args.threads} thread(s), torch {torch.__version__})",
         "",
+        *([f"**Weights: {RANDOM_WEIGHTS_NOTE}.**", ""] if "weights" in results else []),
+        f"Train steps: {args.steps} per run (time = mean of steps 3+), synthetic dataset of {args.num_frames} "
+        f"frames; encode timed over {args.encode_repeats} run(s), decode over {args.decode_repeats} "
+        f"run(s){'' if not args.no_decode_warmup else ' without warm-up'}.",
+        "",
         "| measure | value |",
         "|---|---|",
         *[f"| {a} | {b} |" for a, b in rows],
     ]
     (RESULTS / f"bench_{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
