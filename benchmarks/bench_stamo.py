@@ -33,7 +33,7 @@ from lerobot.utils.constants import OBS_IMAGES
 
 from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
 from lerobot_stamo.policies.stamo.feature_cache import build_feature_cache
-from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+from lerobot_stamo.policies.stamo.tiny import write_scheduler_and_index, write_tiny_pretrained
 
 RESULTS = Path(__file__).parent / "results"
 RANDOM_WEIGHTS_NOTE = (
@@ -71,7 +71,7 @@ def write_random_pretrained(root: str | Path, seed: int = 0) -> dict[str, str]:
     the same `from_pretrained` calls), with the published architectures of
     `facebook/dinov2-with-registers-base` and `stabilityai/stable-diffusion-3-medium-diffusers`.
     """
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from diffusers import AutoencoderKL, SD3Transformer2DModel
     from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
     root = Path(root)
@@ -111,20 +111,7 @@ def write_random_pretrained(root: str | Path, seed: int = 0) -> dict[str, str]:
         use_quant_conv=False,
         use_post_quant_conv=False,
     ).save_pretrained(decoder_dir / "vae")
-    FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0).save_pretrained(
-        decoder_dir / "scheduler"
-    )
-    (decoder_dir / "model_index.json").write_text(
-        json.dumps(
-            {
-                "_class_name": "StableDiffusion3Pipeline",
-                "transformer": ["diffusers", "SD3Transformer2DModel"],
-                "vae": ["diffusers", "AutoencoderKL"],
-                "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
-            },
-            indent=2,
-        )
-    )
+    write_scheduler_and_index(decoder_dir)
     return {"backbone": str(backbone_dir), "decoder_path": str(decoder_dir)}
 
 

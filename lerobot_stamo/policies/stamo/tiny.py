@@ -61,6 +61,27 @@ def fit_vae(vae: AutoencoderKL, steps: int, seed: int = 0, batch_size: int = 8, 
     return loss.item()
 
 
+def write_scheduler_and_index(decoder_dir: Path) -> None:
+    """Writes SD3's flow-matching scheduler and the Hub's `model_index.json` into a decoder folder.
+
+    The index is the one of the Hub's SD3 repos, minus the text encoders (stamo never loads them).
+    """
+    FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0).save_pretrained(
+        decoder_dir / "scheduler"
+    )
+    (decoder_dir / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusion3Pipeline",
+                "transformer": ["diffusers", "SD3Transformer2DModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+            },
+            indent=2,
+        )
+    )
+
+
 def write_tiny_pretrained(
     root: str | Path, seed: int = 0, latent_channels: int = 4, fit_vae_steps: int = 0
 ) -> dict[str, str]:
@@ -130,21 +151,7 @@ def write_tiny_pretrained(
         shift_factor=round(mean.mean().item(), 4), scaling_factor=round(1 / mean.std().item(), 4)
     )
     vae.save_pretrained(decoder_dir / "vae")
-    FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0).save_pretrained(
-        decoder_dir / "scheduler"
-    )
-    # Same index file as the Hub's SD3 repos (the text encoders are never loaded by stamo).
-    (decoder_dir / "model_index.json").write_text(
-        json.dumps(
-            {
-                "_class_name": "StableDiffusion3Pipeline",
-                "transformer": ["diffusers", "SD3Transformer2DModel"],
-                "vae": ["diffusers", "AutoencoderKL"],
-                "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
-            },
-            indent=2,
-        )
-    )
+    write_scheduler_and_index(decoder_dir)
     logger.info(f"Wrote the tiny stamo backbone to {backbone_dir} and decoder to {decoder_dir}")
     return {"backbone": str(backbone_dir), "decoder_path": str(decoder_dir)}
 
