@@ -8,7 +8,8 @@ Measured in one run on the same frames (this machine is shared and noisy):
 2. labelling: the labeller's decode + encode loop (`encode_episodes`, DataLoader workers decoding video
    while the model runs) and the whole `label_dataset` call; ratio = labelling / encoder (goal >= 0.9);
 3. peak RSS of a fresh labelling process on the dataset and on a 4x longer one (goal: flat);
-4. wall time of 2 processes (`accelerate launch --multi_gpu --num_processes 2`) vs 1 (goal >= 1.7x).
+4. wall time of 2 processes (`accelerate launch --multi_gpu --num_processes 2`, one torch thread each) vs
+   1 process, with torch's default threads and with one thread (goal >= 1.7x).
 
 Writes benchmarks/results/label_<preset>.json.
 """
@@ -116,7 +117,7 @@ def label_cmd(ckpt: Path, root: Path, out: Path, args) -> list[str]:
     ]
 
 
-def peak_rss_mb(cli_args: list[str]) -> tuple[float, float]:
+def peak_rss_mb(cli_args: list[str], threads: int | None = None) -> tuple[float, float]:
     """Runs the labeller in a fresh process; returns (wall seconds, peak RSS in MB of that process).
 
     The RSS is VmHWM of the main process (ru_maxrss would carry the parent's peak across exec); DataLoader
@@ -130,7 +131,8 @@ def peak_rss_mb(cli_args: list[str]) -> tuple[float, float]:
         "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
         "print('BENCH', time.perf_counter() - t, int(hwm) / 1024, file=sys.stderr)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, *cli_args], capture_output=True, text=True)
+    env = os.environ | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
+    proc = subprocess.run([sys.executable, "-c", code, *cli_args], capture_output=True, text=True, env=env)
     line = [x for x in proc.stderr.splitlines() if x.startswith("BENCH")]
     if proc.returncode != 0 or not line:
         raise RuntimeError(proc.stderr[-3000:])
@@ -207,6 +209,9 @@ def main():
 
     wall1, rss1 = peak_rss_mb(label_cmd(ckpt, data1, tmp / "m1", args)[2:])
     wall4, rss4 = peak_rss_mb(label_cmd(ckpt, data4, tmp / "m4", args)[2:])
+    # The same command with one torch thread: what each of the 2 processes below gets (`accelerate launch`
+    # sets OMP_NUM_THREADS=1 per process unless given --num_cpu_threads_per_process).
+    wall4_1thread, _ = peak_rss_mb(label_cmd(ckpt, data4, tmp / "m4_1thread", args)[2:], threads=1)
 
     accelerate = str(Path(sys.executable).parent / "accelerate")
     t = time.perf_counter()
@@ -264,9 +269,15 @@ def main():
         },
         "process_wall_s": {
             "1_process_4x": wall4,
+            "1_process_1_thread_4x": wall4_1thread,
             "2_processes_4x": wall_2proc,
             "speedup": wall4 / wall_2proc,
-            "note": "whole command incl. interpreter start and merge; goal >= 1.7",
+            "speedup_over_1_thread": wall4_1thread / wall_2proc,
+            "note": (
+                "whole command incl. interpreter start and merge; goal >= 1.7. `speedup`: against one process "
+                "with torch's default threads (all cores); `speedup_over_1_thread`: against one process with "
+                "the single thread each of the 2 processes gets"
+            ),
         },
     }
     RESULTS.mkdir(exist_ok=True)

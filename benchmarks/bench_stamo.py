@@ -15,7 +15,7 @@ SD3-medium DiT ~2B parameters, SD3 VAE, flow-matching scheduler) and random weig
 not depend on the weight values. The folders (~6 GB) go to a temporary directory, deleted at the end::
 
     .venv/bin/python benchmarks/bench_stamo.py --preset configs/stamo_small.json --random_weights \
-        --batch_size 1 --steps 3 --threads 2 --num_frames 8 --encode_repeats 1 --decode_repeats 1
+        --batch_size 2 --steps 4 --rounds 2 --threads 2 --num_frames 8 --encode_repeats 1 --decode_repeats 1
 """
 
 import argparse
@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import resource
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -124,11 +125,20 @@ def timeit(fn, repeats: int, warmup: bool = True) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def train_curve(policy: StamoPolicy, loader, steps: int) -> tuple[list[float], float]:
-    """Trains `steps` steps with fixed seeds; returns the losses and the mean step time (s)."""
+def train_curve(policy: StamoPolicy, loader, steps: int) -> tuple[list[float], list[float]]:
+    """Trains `steps` steps with fixed seeds through `lerobot-train`'s own step (`update_policy`: the
+    policy's optimizer preset, accelerate's backward and gradient clipping); returns losses and step times.
+    """
+    from accelerate import Accelerator
+    from lerobot.scripts.lerobot_train import update_policy
+    from lerobot.utils.logging_utils import AverageMeter, MetricsTracker
+
     torch.manual_seed(0)
-    opt = torch.optim.AdamW(policy.get_optim_params(), lr=policy.config.optimizer_lr)
-    policy.train()
+    accelerator = Accelerator(cpu=True)
+    preset = policy.config.get_optimizer_preset()
+    optimizer = preset.build(policy.get_optim_params())
+    meters = {name: AverageMeter(name, ":.3f") for name in ("loss", "grad_norm", "lr", "update_s")}
+    tracker = MetricsTracker(loader.batch_size, len(loader.dataset), 1, meters)
     losses, times = [], []
     batches = iter(loader)
     for _ in range(steps):
@@ -137,14 +147,24 @@ def train_curve(policy: StamoPolicy, loader, steps: int) -> tuple[list[float], f
         except StopIteration:
             batches = iter(loader)
             batch = next(batches)
-        start = time.perf_counter()
-        loss, _ = policy.forward(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - start)
-        losses.append(loss.item())
-    return losses, sum(times[2:]) / max(len(times) - 2, 1)
+        tracker, _ = update_policy(tracker, policy, batch, optimizer, preset.grad_clip_norm, accelerator)
+        losses.append(tracker.loss.val)
+        times.append(tracker.update_s.val)
+    return losses, times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@torch.no_grad()
+def frozen_parts_time(policy: StamoPolicy, batch: dict, repeats: int) -> dict[str, float]:
+    """Seconds the frozen parts that the cache replaces take on one training batch (median of repeats)."""
+    images = policy._camera_images(batch)
+    model = policy.model
+    backbone = [timeit(lambda: model.patch_features(images), 1, warmup=False) for _ in range(repeats)]
+    vae = [timeit(lambda: model.decoder.latent_params(images), 1, warmup=False) for _ in range(repeats)]
+    return {"backbone_forward_s": median(backbone), "vae_encode_s": median(vae)}
 
 
 def main() -> None:
@@ -152,7 +172,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--preset", default="configs/stamo_tiny.json")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=60, help="Train steps per run.")
+    parser.add_argument("--rounds", type=int, default=3, help="Alternating no-cache/cache run pairs.")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -216,17 +237,35 @@ def main() -> None:
     build_feature_cache(policy, data, tmp / "cache", batch_size=32)
     results["cache_build_s"] = time.perf_counter() - start
 
+    # Rounds alternate the two modes from the same initial weights, so that load changes on this shared
+    # machine hit both alike; a round's speed-up is the ratio of its two median step times (steps 3+).
     # Only the trained parameters change: cloning just them keeps a ~2B-parameter DiT from being copied.
     initial = {k: v.detach().clone() for k, v in policy.named_parameters() if v.requires_grad}
-    losses_plain, step_plain = train_curve(policy, loader, args.steps)
-    print(f"train step, no cache: {step_plain:.2f} s", flush=True)
-    policy.load_state_dict(initial, strict=False)
-    policy.config.feature_cache = str(tmp / "cache")
-    losses_cached, step_cached = train_curve(policy, loader, args.steps)
+    runs: dict[str, list] = {"no_cache": [], "cache": []}
+    for r in range(args.rounds):
+        for mode in runs:
+            policy.load_state_dict(initial, strict=False)
+            policy.config.feature_cache = str(tmp / "cache") if mode == "cache" else None
+            losses, times = train_curve(policy, loader, args.steps)
+            runs[mode].append((losses, median(times[2:])))
+            print(f"round {r + 1}, {mode}: median train step {runs[mode][-1][1]:.3f} s", flush=True)
+    step_plain = median([t for _, t in runs["no_cache"]])
+    step_cached = median([t for _, t in runs["cache"]])
+    speedups = [p[1] / c[1] for p, c in zip(runs["no_cache"], runs["cache"], strict=True)]
+    losses_plain, losses_cached = runs["no_cache"][0][0], runs["cache"][0][0]
+    share = frozen_parts_time(policy, next(iter(loader)), repeats=max(args.rounds, 3))
+    frozen_s = share["backbone_forward_s"] + share["vae_encode_s"]
     results |= {
+        "rounds": args.rounds,
         "train_step_s_no_cache": step_plain,
         "train_step_s_cache": step_cached,
-        "cache_speedup": step_plain / step_cached,
+        "cache_speedup": median(speedups),
+        "cache_speedup_per_round": speedups,
+        **share,
+        # What the cache removes, seen two ways: the frozen parts timed alone on a training batch, and the
+        # share of an uncached step that the cache saves (larger: it also saves their memory traffic).
+        "frozen_parts_share_of_step_timed_alone": frozen_s / step_plain,
+        "step_share_saved_by_cache": 1 - step_cached / step_plain,
         "loss_last10_no_cache": sum(losses_plain[-10:]) / len(losses_plain[-10:]),
         "loss_last10_cache": sum(losses_cached[-10:]) / len(losses_cached[-10:]),
         "losses_no_cache": losses_plain,
@@ -252,7 +291,18 @@ def main() -> None:
         ("decode, 50 steps (s/image)", f"{results['decode_s_per_image_50_steps']:.3f}"),
         (f"train step, batch {args.batch_size} x 2 cameras, no cache (s)", f"{step_plain:.4f}"),
         (f"train step, batch {args.batch_size} x 2 cameras, feature cache (s)", f"{step_cached:.4f}"),
-        ("cache speed-up", f"{results['cache_speedup']:.2f}x"),
+        (
+            "cache speed-up (median of rounds; per round)",
+            f"{results['cache_speedup']:.2f}x; " + ", ".join(f"{x:.2f}x" for x in speedups),
+        ),
+        (
+            "frozen parts per batch: backbone forward / VAE encode (s)",
+            f"{share['backbone_forward_s']:.4f} / {share['vae_encode_s']:.4f}",
+        ),
+        (
+            "share of an uncached step: frozen parts timed alone / saved by the cache",
+            f"{results['frozen_parts_share_of_step_timed_alone']:.0%} / {results['step_share_saved_by_cache']:.0%}",
+        ),
         (
             "mean loss of the last 10 steps, no cache / cache",
             f"{results['loss_last10_no_cache']:.4f} / {results['loss_last10_cache']:.4f}",
@@ -268,7 +318,9 @@ def main() -> None:
         f"# stamo benchmark: `{args.preset}` on CPU ({args.threads} thread(s), torch {torch.__version__})",
         "",
         *([f"**Weights: {RANDOM_WEIGHTS_NOTE}.**", ""] if "weights" in results else []),
-        f"Train steps: {args.steps} per run (time = mean of steps 3+), synthetic dataset of {args.num_frames} "
+        f"Train steps through `lerobot-train`'s `update_policy` (the policy's optimizer preset, gradient "
+        f"clipping): {args.rounds} rounds of a no-cache and a cache run of {args.steps} steps each from the same "
+        f"weights (step time = median of steps 3+, then median over rounds), synthetic dataset of {args.num_frames} "
         f"frames; encode timed over {args.encode_repeats} run(s), decode over {args.decode_repeats} "
         f"run(s){'' if not args.no_decode_warmup else ' without warm-up'}.",
         "",

@@ -82,6 +82,7 @@ def label_and_probe(cfg: DemoConfig, checkpoint: Path, robot: tuple[str, Path], 
             f"--dataset.repo_id={robot[0]}",
             f"--dataset.root={robot[1]}",
             f"--output_dir={out / 'probe'}",
+            "--action_mode=relative",  # the simulated arm's actions are absolute joint targets
         ]
     )
     return {"labelled_video_dataset": labelled, "probe": out / "probe" / "probe.md"}

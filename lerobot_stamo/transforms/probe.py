@@ -9,6 +9,11 @@ each representation's difference is mapped to the action chunk by the same small
 - `backbone`: the difference of mean-pooled patch features of the stamo checkpoint's own (DINOv2) backbone;
 - `pixels`: the Pooled Delta Image, the pixel difference average-pooled to `pool x pool`.
 
+Actions are the dataset's (`--action_mode=absolute`, as in the paper) or, for datasets whose actions are
+absolute joint targets (SO-100/SO-101, Koch), relative to the joint state at the chunk's start
+(`--action_mode=relative`: a_{n+j} - q_n): a difference of two observations can only tell how far the arm
+moved, not where it started, so it is the relative chunk that a latent *action* should predict.
+
 Inputs and actions are standardised with statistics of the training episodes only, so the MSE is in
 action-std units and the "predict the training mean" baseline scores about 1: a representation is only
 informative where its probe scores clearly below that row.
@@ -33,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from lerobot.utils.constants import ACTION
+from lerobot.utils.constants import ACTION, OBS_STATE
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -53,6 +58,7 @@ logger = logging.getLogger(__name__)
 REPRESENTATIONS = ("stamo", "backbone", "pixels")
 PROBES = ("linear", "mlp")
 MEAN_BASELINE = "Predict the training mean"
+ACTION_MODES = ("absolute", "relative")
 LABELS = {
     "stamo": "StaMo state difference",
     "backbone": "Delta backbone features",
@@ -71,6 +77,9 @@ class ProbeConfig:
     # Camera whose frames are probed (`front` or `observation.images.front`; default: the first one).
     camera: str | None = None
     horizons: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    # "absolute": the dataset's actions; "relative": actions minus `observation.state` at the chunk's start
+    # (for absolute joint-target actions; needs a state of the same size as the action).
+    action_mode: str = "absolute"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # Held-out episodes (default: the last `test_fraction` of the episodes, at least one).
     test_episodes: list[int] | None = None
@@ -94,6 +103,8 @@ class ProbeConfig:
     def __post_init__(self):
         if not self.horizons or min(self.horizons) < 1:
             raise ValueError(f"--horizons must be positive integers, got {self.horizons}.")
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f"--action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}.")
         if not self.seeds:
             raise ValueError("--seeds must name at least one seed.")
         if not 0 < self.test_fraction < 1:
@@ -142,9 +153,12 @@ def frame_features(policy, dataset, camera: str, cfg: ProbeConfig) -> dict[str, 
 
 
 def probe_tuples(
-    meta, actions: np.ndarray, k: int, episodes: list[int]
+    meta, actions: np.ndarray, k: int, episodes: list[int], reference: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Indices n, n+k and action chunks a_n .. a_{n+k-1} of all tuples inside `episodes`.
+
+    `reference` (F, A), when given, is subtracted from every action of a chunk at its start row n
+    (relative actions a_{n+j} - q_n).
 
     Returns:
         start (M,), end (M,) global row indices, chunks (M, k * A) and the episode of each tuple (M,).
@@ -156,7 +170,8 @@ def probe_tuples(
         for n in range(a, b - k):
             starts.append(n)
             eps.append(ep)
-            chunks.append(actions[n : n + k].reshape(-1))
+            chunk = actions[n : n + k] - (reference[n] if reference is not None else 0)
+            chunks.append(chunk.reshape(-1))
     start = np.asarray(starts, dtype=np.int64)
     chunks_arr = np.asarray(chunks, dtype=np.float32).reshape(len(starts), -1)
     return start, start + k, chunks_arr, np.asarray(eps, dtype=np.int64)
@@ -337,6 +352,14 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
             f"Dataset {meta.repo_id!r} has no {ACTION!r} column: the probe regresses robot actions. Use a robot "
             "dataset (a video-only recording can be labelled, not probed)."
         )
+    if cfg.action_mode == "relative":
+        state, action = meta.features.get(OBS_STATE), meta.features[ACTION]
+        if state is None or tuple(state["shape"]) != tuple(action["shape"]):
+            raise ValueError(
+                f"--action_mode=relative subtracts {OBS_STATE!r} from {ACTION!r}, but dataset {meta.repo_id!r} "
+                f"has state shape {state and tuple(state['shape'])} and action shape {tuple(action['shape'])}. "
+                "Use --action_mode=absolute."
+            )
     camera = resolve_cameras(meta, [cfg.camera] if cfg.camera else None)[0]
     train_eps, test_eps = split_episodes(meta.total_episodes, cfg)
     policy_cfg = load_stamo_config(cfg.policy.path, cfg.policy.revision)
@@ -353,15 +376,17 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
         cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision
     ).eval()
     feats = frame_features(policy, dataset, camera, cfg)
-    actions = np.stack(dataset.hf_dataset.with_format("numpy")[ACTION]).astype(np.float32)  # (F, A)
+    columns = dataset.hf_dataset.with_format("numpy")
+    actions = np.stack(columns[ACTION]).astype(np.float32)  # (F, A)
+    reference = np.stack(columns[OBS_STATE]).astype(np.float32) if cfg.action_mode == "relative" else None
 
     results: dict[str, Any] = {name: {p: {} for p in PROBES} for name in REPRESENTATIONS}
     baseline: dict[str, Any] = {}
     goal: dict[str, Any] = {}
     horizons = []
     for k in cfg.horizons:
-        s_tr, e_tr, y_tr, g_tr = probe_tuples(meta, actions, k, train_eps)
-        s_te, e_te, y_te, _ = probe_tuples(meta, actions, k, test_eps)
+        s_tr, e_tr, y_tr, g_tr = probe_tuples(meta, actions, k, train_eps, reference)
+        s_te, e_te, y_te, _ = probe_tuples(meta, actions, k, test_eps, reference)
         if len(s_tr) < 2 or len(s_te) < 1:
             logger.warning(f"Horizon {k}: not enough tuples ({len(s_tr)} train, {len(s_te)} test): skipped.")
             continue
@@ -399,6 +424,7 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
             "test_episodes": test_eps,
         },
         "policy": {"path": cfg.policy.path, "revision": cfg.policy.revision},
+        "action_mode": cfg.action_mode,
         "metric": (
             "held-out MSE of action chunks standardised with the training episodes' statistics; linear "
             "(ridge) and the mean baseline are deterministic (one value), the MLP is mean and std over seeds"
@@ -417,7 +443,7 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
         "results": results,
         "goal_conditioned": {
             "input": "(s_n, s_n+k)",
-            "target": "a_n .. a_n+k-1",
+            "target": "a_n .. a_n+k-1" + (" - q_n" if cfg.action_mode == "relative" else ""),
             "probe": "linear (ridge)",
             "mse": goal,
         },
@@ -447,7 +473,9 @@ def markdown_table(report: dict[str, Any]) -> str:
     """One row per representation and probe, one column per horizon: held-out MSE (`mean ± std` for the MLP)."""
     ks = report["horizons"]
     lines = [
-        f"Held-out MSE (actions standardised on the training episodes; MLP: mean ± std over "
+        f"Held-out MSE ({report['action_mode']} actions"
+        f"{' (a - q_n)' if report['action_mode'] == 'relative' else ''} standardised on the training "
+        f"episodes; MLP: mean ± std over "
         f"{len(report['seeds'])} seeds), camera `{report['dataset']['camera']}`, test episodes "
         f"{report['dataset']['test_episodes']}. Rows below the training-mean baseline (~1) carry information "
         "about the action.",

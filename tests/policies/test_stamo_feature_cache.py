@@ -2,12 +2,14 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from lerobot_stamo.policies.stamo import StamoPolicy
-from lerobot_stamo.policies.stamo.feature_cache import build_feature_cache
+from lerobot_stamo.policies.stamo.feature_cache import StamoFeatureCache, build_feature_cache
+from lerobot_stamo.policies.stamo.images import prepare_images
 
 
 @pytest.fixture
@@ -53,3 +55,32 @@ def test_cache_of_other_weights_is_rejected(make_tiny_config, dataset, tmp_path)
     missing = StamoPolicy(make_tiny_config(feature_cache=str(tmp_path / "nope")))
     with pytest.raises(FileNotFoundError, match="policy.feature_cache"):
         missing.forward(first_batch(dataset))
+
+
+def test_cache_is_written_atomically_and_read_memory_mapped(make_tiny_config, dataset, tmp_path):
+    policy = StamoPolicy(make_tiny_config(train_backbone=False, random_flip=0.5))
+    out = tmp_path / "cache"
+    build_feature_cache(policy, dataset, out, batch_size=7)  # last batch is partial
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no temporary folder left behind
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        build_feature_cache(policy, dataset, out)
+    build_feature_cache(policy, dataset, out, batch_size=16, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+    cache = StamoFeatureCache(out, policy)
+    assert cache.arrays == {}  # nothing read before the first lookup
+    cam = policy.config.camera_keys[0]
+    indices = torch.tensor([dataset.num_frames - 1, 0, 3])
+    flip = torch.tensor([True, False, True])
+    patches, latents = cache.lookup(indices, cam, flip)
+    assert all(isinstance(a, np.memmap) for a in cache.arrays.values())
+    assert patches.shape[0] == latents.shape[0] == 3 and patches.dtype == torch.float32
+
+    frames = prepare_images(torch.stack([dataset[int(i)][cam] for i in indices]), policy.config.image_size)
+    with torch.no_grad():
+        expected = policy.model.decoder.latent_params(
+            torch.where(flip.view(-1, 1, 1, 1), frames.flip(-1), frames)
+        )
+    torch.testing.assert_close(latents, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(KeyError, match="rebuild"):
+        cache.lookup(torch.tensor([dataset.num_frames + 5]), cam, None)

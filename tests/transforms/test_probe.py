@@ -2,6 +2,7 @@
 
 import json
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from lerobot_stamo.transforms.probe import (
     fit_ridge,
     frame_features,
     mean_baseline,
+    probe_tuples,
     run_probe,
 )
 
@@ -147,3 +149,26 @@ def test_probe_cli(stamo_checkpoint, sim_dataset, tmp_path):
     assert (
         json.loads((tmp_path / "probe.json").read_text())["dataset"]["camera"] == "observation.images.wrist"
     )
+
+
+def test_relative_action_chunks_subtract_the_state_at_the_chunk_start():
+    meta = SimpleNamespace(episodes=[{"dataset_from_index": 0, "dataset_to_index": 4}])
+    actions = np.arange(8, dtype=np.float32).reshape(4, 2) + 100  # rows: [100, 101], [102, 103], ...
+    state = np.arange(8, dtype=np.float32).reshape(4, 2)
+    start, end, chunks, _ = probe_tuples(meta, actions, 2, [0], reference=state)
+    assert start.tolist() == [0, 1] and end.tolist() == [2, 3]
+    # n = 0: (a_0 - q_0, a_1 - q_0); n = 1: (a_1 - q_1, a_2 - q_1)
+    np.testing.assert_array_equal(chunks, [[100, 100, 102, 102], [100, 100, 102, 102]])
+    _, _, absolute, _ = probe_tuples(meta, actions, 2, [0])
+    np.testing.assert_array_equal(absolute[0], [100, 101, 102, 103])
+    with pytest.raises(ValueError, match="--action_mode"):
+        ProbeConfig(action_mode="delta")
+
+
+def test_probe_with_relative_actions(stamo_checkpoint, sim_dataset, tmp_path):
+    repo_id, root = sim_dataset
+    report = run_probe(
+        probe_cfg(stamo_checkpoint, repo_id, root, tmp_path, horizons=[2], seeds=[0], action_mode="relative")
+    )
+    assert report["action_mode"] == "relative" and report["goal_conditioned"]["target"].endswith("- q_n")
+    assert "relative actions (a - q_n)" in (tmp_path / "probe.md").read_text()

@@ -9,19 +9,25 @@ and only runs the trainable compressor and DiT:
     lerobot-train --config_path=configs/stamo_tiny.json --policy.train_backbone=false \\
         --policy.feature_cache=outputs/stamo_cache ...
 
-The cache is held in memory (safetensors file loaded at the first training step): about
-`frames x cameras x 2 (flips) x (P x C + 2 x c x h x w) x 2 bytes` (fp16), e.g. 0.8 MB per frame and camera
-for the paper preset. A trained backbone (`train_backbone=true`) is not cached, only the VAE posteriors.
-A fingerprint of the frozen weights, the image size and the cameras is checked when training reads it.
+The cache is a folder of `.npy` arrays (one per camera, part and flip) plus `cache_info.json`. It is
+written batch by batch into a temporary folder next to the output and renamed when complete, so neither
+building nor reading it holds the whole cache in memory: training memory-maps the arrays and reads only
+the rows of each batch (the OS page cache keeps the hot ones; processes of a multi-process run share it).
+Size on disk: `frames x cameras x flips x (P x C + 2 x c x h x w)` values (patches in fp16, VAE
+posteriors in fp32), e.g. 0.8 MB per frame and camera for the paper preset with flips. A trained backbone
+(`train_backbone=true`) is not cached, only the VAE posteriors. A fingerprint of the frozen weights, the
+image size and the cameras is checked when training reads it.
 """
 
 import argparse
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm import tqdm
 
@@ -29,8 +35,13 @@ from .images import prepare_images
 
 logger = logging.getLogger(__name__)
 
-FEATURES_FILE = "features.safetensors"
 META_FILE = "cache_info.json"
+INDEX_FILE = "index.npy"
+
+
+def array_file(camera: str, part: str, flip: bool) -> str:
+    """File name of one cached array, e.g. `observation.images.front.patches.flip.npy`."""
+    return f"{camera}.{part}{'.flip' if flip else ''}.npy"
 
 
 def frozen_fingerprint(policy) -> dict:
@@ -50,47 +61,78 @@ def frozen_fingerprint(policy) -> dict:
 
 
 @torch.no_grad()
-def build_feature_cache(policy, dataset, output_dir: str | Path, batch_size: int = 16) -> Path:
+def build_feature_cache(
+    policy,
+    dataset,
+    output_dir: str | Path,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    overwrite: bool = False,
+) -> Path:
     """Encodes every frame of `dataset` through the frozen parts of `policy` and writes the cache.
 
     Args:
         policy: A `StamoPolicy` (only its frozen backbone/VAE are used).
-        dataset: A `LeRobotDataset` whose camera frames are (3, H, W) floats in [0, 1].
-        output_dir: Folder for `features.safetensors` and `cache_info.json`.
+        dataset: A `LeRobotDataset` (or any dataset of dicts with `index` and the camera keys) whose camera
+            frames are (3, H, W) floats in [0, 1].
+        output_dir: The cache folder (`.npy` arrays and `cache_info.json`).
         batch_size: Frames per forward pass.
+        num_workers: DataLoader workers decoding frames while the model runs.
+        overwrite: Replace an existing cache at `output_dir`.
 
     Returns:
         The output folder.
+
+    Raises:
+        FileExistsError: If `output_dir` exists and `overwrite` is false.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already exists: choose another `--output` or pass `--overwrite` to replace it."
+        )
+    work = output_dir.with_name(f".{output_dir.name}.tmp{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     info = frozen_fingerprint(policy)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     flips = (False, True) if info["flips"] else (False,)
-    parts: dict[str, list[Tensor]] = {"index": []}
-    model, size = policy.model, policy.config.image_size
+    model, size, n = policy.model, policy.config.image_size, len(dataset)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers
+    )
+    arrays: dict[str, np.ndarray] = {}
+
+    def write(name: str, start: int, values: Tensor) -> None:
+        if name not in arrays:  # shapes and dtypes are known from the first batch
+            arr = values.numpy()
+            arrays[name] = np.lib.format.open_memmap(work / name, "w+", arr.dtype, (n, *arr.shape[1:]))
+        arrays[name][start : start + len(values)] = values.numpy()
+
+    start = 0
     for batch in tqdm(loader, desc="caching frozen features", unit="batch"):
-        parts["index"].append(batch["index"].long())
+        write(INDEX_FILE, start, batch["index"].long())
         for cam in policy.config.camera_keys:
             images = prepare_images(batch[cam].to(policy.device), size, key=cam)
             for flip in flips:
                 x = images.flip(-1) if flip else images
-                suffix = "/flip" if flip else ""
                 if info["backbone_cached"]:
-                    parts.setdefault(f"{cam}/patches{suffix}", []).append(
-                        model.patch_features(x).half().cpu()
-                    )
-                parts.setdefault(f"{cam}/latents{suffix}", []).append(model.decoder.latent_params(x).cpu())
-    tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
-    save_file(tensors, output_dir / FEATURES_FILE)
-    info |= {"num_frames": len(tensors["index"]), "repo_id": getattr(dataset, "repo_id", None)}
-    (output_dir / META_FILE).write_text(json.dumps(info, indent=2))
+                    write(array_file(cam, "patches", flip), start, model.patch_features(x).half().cpu())
+                write(array_file(cam, "latents", flip), start, model.decoder.latent_params(x).cpu())
+        start += len(batch["index"])
+    for arr in arrays.values():
+        arr.flush()
+    arrays.clear()
+    info |= {"num_frames": start, "repo_id": getattr(dataset, "repo_id", None)}
+    (work / META_FILE).write_text(json.dumps(info, indent=2))
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(work, output_dir)
     logger.info(f"Cached frozen features of {info['num_frames']} frames in {output_dir}")
     return output_dir
 
 
 class StamoFeatureCache:
-    """Reads a cache written by `build_feature_cache`.
+    """Reads a cache written by `build_feature_cache` (memory-mapped: rows are read when looked up).
 
     Args:
         path: The cache folder.
@@ -103,7 +145,7 @@ class StamoFeatureCache:
 
     def __init__(self, path: str | Path, policy):
         path = Path(path)
-        if not (path / FEATURES_FILE).is_file():
+        if not (path / META_FILE).is_file() or not (path / INDEX_FILE).is_file():
             raise FileNotFoundError(
                 f"No stamo feature cache in {path} (`policy.feature_cache`): build it with "
                 "`python -m lerobot_stamo.policies.stamo.feature_cache ... --output <dir>`."
@@ -116,24 +158,30 @@ class StamoFeatureCache:
                 f"The feature cache in {path} does not match this policy (cached, expected): {diff}. "
                 "Rebuild it with the same backbone/decoder/image_size/cameras/random_flip."
             )
-        self.tensors = load_file(path / FEATURES_FILE)
-        index = self.tensors.pop("index")
+        self.path = path
+        self.backbone_cached = info["backbone_cached"]
+        index = torch.from_numpy(np.load(path / INDEX_FILE))
         self.row = torch.full((int(index.max()) + 1,), -1, dtype=torch.long)
         self.row[index] = torch.arange(len(index))
-        self.backbone_cached = info["backbone_cached"]
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def _rows(self, name: str, rows: np.ndarray) -> Tensor:
+        if name not in self.arrays:
+            self.arrays[name] = np.load(self.path / name, mmap_mode="r")
+        return torch.from_numpy(self.arrays[name][rows]).float()
 
     def lookup(self, indices: Tensor, camera: str, flip: Tensor | None) -> tuple[Tensor | None, Tensor]:
         """Cached (patches (B, P, C) or None, latent params (B, 2c, h, w)) for dataset indices (B,)."""
         idx = indices.long().cpu()
         if (idx >= len(self.row)).any() or (self.row[idx.clamp(max=len(self.row) - 1)] < 0).any():
             raise KeyError(f"Dataset indices {idx.tolist()} are not all in the feature cache: rebuild it.")
-        rows = self.row[idx]
+        rows = self.row[idx].numpy()
 
-        def pick(name: str) -> Tensor:
-            plain = self.tensors[f"{camera}/{name}"][rows].float()
+        def pick(part: str) -> Tensor:
+            plain = self._rows(array_file(camera, part, False), rows)
             if flip is None or not flip.any():
                 return plain
-            flipped = self.tensors[f"{camera}/{name}/flip"][rows].float()
+            flipped = self._rows(array_file(camera, part, True), rows)
             return torch.where(flip.cpu().view(-1, *([1] * (plain.ndim - 1))), flipped, plain)
 
         patches = pick("patches") if self.backbone_cached else None
@@ -150,6 +198,8 @@ def main() -> None:
     parser.add_argument("--root", default=None)
     parser.add_argument("--output", required=True)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers decoding frames")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing cache at --output")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
 
@@ -171,7 +221,7 @@ def main() -> None:
     features = dataset_to_policy_features(dataset.meta.features)
     config = StamoConfig(**fields, input_features=features)
     policy = StamoPolicy(config).eval()
-    build_feature_cache(policy, dataset, args.output, args.batch_size)
+    build_feature_cache(policy, dataset, args.output, args.batch_size, args.num_workers, args.overwrite)
 
 
 if __name__ == "__main__":

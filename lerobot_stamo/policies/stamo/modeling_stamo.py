@@ -285,8 +285,9 @@ class StamoPolicy(PreTrainedPolicy):
             self._reconstruction_source = "training" if self.training else "held-out"
         if self.training and self.config.random_flip > 0:
             flip = torch.rand(images.shape[0], device=images.device) < self.config.random_flip
-            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
         patches, latent_params = self._cached_features(batch, flip)
+        if flip is not None and patches is None:  # the backbone (at least) still sees the frames
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
         per_sample, sigmas = self.model.loss(images, patches, latent_params)
         loss = per_sample.mean()
         info: dict[str, float] = {"loss": loss.item()}
