@@ -21,6 +21,7 @@ not depend on the weight values. The folders (~6 GB) go to a temporary directory
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import statistics
@@ -37,6 +38,7 @@ from lerobot_stamo.policies.stamo.feature_cache import build_feature_cache
 from lerobot_stamo.policies.stamo.tiny import write_scheduler_and_index, write_tiny_pretrained
 
 RESULTS = Path(__file__).parent / "results"
+TINY_PRESET = Path(__file__).parents[1] / "configs" / "stamo_tiny.json"
 RANDOM_WEIGHTS_NOTE = (
     "random weights with the real architectures (DINOv2-with-registers-base, SD3-medium DiT/VAE): "
     "speed and memory do not depend on the weight values; losses are not meaningful"
@@ -167,6 +169,65 @@ def frozen_parts_time(policy: StamoPolicy, batch: dict, repeats: int) -> dict[st
     return {"backbone_forward_s": median(backbone), "vae_encode_s": median(vae)}
 
 
+def lerobot_train_cli(tmp: Path, parts: dict[str, str], steps: int, rounds: int) -> dict:
+    """`lerobot-train` end to end, with and without the cache, on a recorded simulated dataset (tiny preset).
+
+    What a user sees: each step's data loading (video decoding of both cameras) plus update, from the
+    `updt_s`/`data_s` that `lerobot-train` logs every 10 steps (the first window, with warm-up, is dropped).
+    """
+    import re
+    import subprocess
+    import sys
+
+    from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
+
+    root = tmp / "sim"
+    record(SimRecordConfig(repo_id="bench/sim", root=root, num_episodes=3, observation_height=64,
+                           observation_width=64, seed=0))  # fmt: skip
+    bin_dir = Path(sys.executable).parent
+    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    policy_args = [f"--policy.backbone={parts['backbone']}", f"--policy.decoder_path={parts['decoder_path']}",
+                   "--policy.device=cpu", "--policy.train_backbone=false"]  # fmt: skip
+    cache = tmp / "sim_cache"
+    subprocess.run(
+        [sys.executable, "-m", "lerobot_stamo.policies.stamo.feature_cache", "--preset", str(TINY_PRESET),
+         "--set", "train_backbone=false", "device=cpu", f"backbone={parts['backbone']}",
+         f"decoder_path={parts['decoder_path']}", "--repo_id", "bench/sim", "--root", str(root),
+         "--output", str(cache)],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
+    pattern = re.compile(r"updt_s:([0-9.]+) data_s:([0-9.]+)")
+    runs: dict[str, list[dict]] = {"no_cache": [], "cache": []}
+    for r in range(rounds):
+        for mode in runs:
+            extra = [f"--policy.feature_cache={cache}"] if mode == "cache" else []
+            start = time.perf_counter()
+            proc = subprocess.run(
+                [str(bin_dir / "lerobot-train"), f"--config_path={TINY_PRESET}", *policy_args, *extra,
+                 "--dataset.repo_id=bench/sim", f"--dataset.root={root}", f"--output_dir={tmp / f'run_{mode}{r}'}",
+                 f"--steps={steps}", "--log_freq=10", "--save_checkpoint=false", "--wandb.enable=false"],
+                env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            wall = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr[-3000:])
+            windows = [(float(u), float(d)) for u, d in pattern.findall(proc.stdout + proc.stderr)][1:]
+            step = median([u + d for u, d in windows])
+            runs[mode].append({"step_s": step, "data_s": median([d for _, d in windows]), "wall_s": wall})
+            print(f"lerobot-train round {r + 1}, {mode}: {step:.3f} s/step (data + update)", flush=True)
+    out = {
+        mode: {key: median([x[key] for x in values]) for key in values[0]} for mode, values in runs.items()
+    }
+    speedups = [p["step_s"] / c["step_s"] for p, c in zip(runs["no_cache"], runs["cache"], strict=True)]
+    return out | {
+        "steps_per_run": steps,
+        "rounds": rounds,
+        "speedup": median(speedups),
+        "speedup_per_round": speedups,
+        "dataset": "3 PickCube episodes of the simulated SO-101, 2 cameras at 64x64 (video), num_workers 0",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,6 +235,12 @@ def main() -> None:
     parser.add_argument("--preset", default="configs/stamo_tiny.json")
     parser.add_argument("--steps", type=int, default=60, help="Train steps per run.")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating no-cache/cache run pairs.")
+    parser.add_argument(
+        "--train_cli_steps",
+        type=int,
+        default=100,
+        help="Tiny preset: steps of each end-to-end `lerobot-train` run (0 skips that part).",
+    )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -283,6 +350,11 @@ def main() -> None:
     results["paper_state_bytes_fp32"] = 2 * 1024 * 4
     results["paper_dinov2_patch_bytes_fp32"] = 256 * 768 * 4
 
+    if name == "stamo_tiny" and args.train_cli_steps:
+        results["lerobot_train"] = lerobot_train_cli(
+            tmp, {k: preset[k] for k in ("backbone", "decoder_path")}, args.train_cli_steps, args.rounds
+        )
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"bench_{name}.json").write_text(json.dumps(results, indent=2))
     rows = [
@@ -314,6 +386,19 @@ def main() -> None:
         ),
         ("state vs DINOv2 patch features (bytes/frame, paper)", "8192 vs 786432 (96x smaller)"),
     ]
+    if "lerobot_train" in results:
+        cli = results["lerobot_train"]
+        rows += [
+            (
+                "`lerobot-train` on the simulated arm, no cache: step (data loading) (s)",
+                f"{cli['no_cache']['step_s']:.4f} ({cli['no_cache']['data_s']:.4f})",
+            ),
+            (
+                "`lerobot-train` on the simulated arm, feature cache: step (data loading) (s)",
+                f"{cli['cache']['step_s']:.4f} ({cli['cache']['data_s']:.4f})",
+            ),
+            ("`lerobot-train` cache speed-up, data loading included", f"{cli['speedup']:.2f}x"),
+        ]
     md = [
         f"# stamo benchmark: `{args.preset}` on CPU ({args.threads} thread(s), torch {torch.__version__})",
         "",

@@ -109,6 +109,26 @@ def test_not_an_actor(policy, square_batch):
         policy.predict_action_chunk(square_batch)
 
 
+def test_unchanged_weights_reuse_the_last_reconstructions(policy, tmp_path, square_batch, monkeypatch):
+    policy.train()
+    policy.forward(square_batch)
+    policy.save_pretrained(tmp_path / "a")
+    calls = []
+    original = policy.reconstruct
+    monkeypatch.setattr(policy, "reconstruct", lambda *a, **k: calls.append(1) or original(*a, **k))
+    policy.save_pretrained(tmp_path / "b")  # e.g. push_to_hub right after the final checkpoint
+    policy.save_pretrained(tmp_path / "b")  # the same folder again
+    assert calls == []
+    for name in ("reconstructions.png", "reconstruction_metrics.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+    loss, _ = policy.forward(square_batch)
+    loss.backward()
+    torch.optim.SGD(policy.get_optim_params(), lr=1e-3).step()  # the weights changed: decode again
+    policy.save_pretrained(tmp_path / "c")
+    assert calls == [1] and (tmp_path / "c" / "reconstructions.png").is_file()
+
+
 def test_save_load_bit_exact(policy, tmp_path, square_batch):
     policy.train()
     policy.forward(square_batch)  # caches the reconstruction frames

@@ -14,9 +14,9 @@ written batch by batch into a temporary folder next to the output and renamed wh
 building nor reading it holds the whole cache in memory: training memory-maps the arrays and reads only
 the rows of each batch (the OS page cache keeps the hot ones; processes of a multi-process run share it).
 Size on disk: `frames x cameras x flips x (P x C + 2 x c x h x w)` values (patches in fp16, VAE
-posteriors in fp32), e.g. 0.8 MB per frame and camera for the paper preset with flips. A trained backbone
-(`train_backbone=true`) is not cached, only the VAE posteriors. A fingerprint of the frozen weights, the
-image size and the cameras is checked when training reads it.
+posteriors in fp32), e.g. about 1 MB per frame and camera for the paper preset with flips. A trained
+backbone (`train_backbone=true`) is not cached, only the VAE posteriors. A fingerprint of the frozen
+weights, the image size and the cameras is checked when training reads it.
 """
 
 import argparse

@@ -14,6 +14,7 @@ SD3 decoder (`decoder.py`) trained with the flow-matching loss.
 
 import json
 import logging
+import shutil
 from importlib.resources import files
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -180,6 +181,7 @@ class StamoPolicy(PreTrainedPolicy):
         self._reconstruction_source: str | None = None  # "training" or "held-out" frames
         self._feature_cache = None  # loaded at the first training step when `config.feature_cache` is set
         self.last_reconstruction_metrics: dict[str, float] | None = None
+        self._last_reconstruction: tuple[tuple, Path] | None = None  # (key, folder) of the last written ones
 
     # ------------------------------------------------------------ LeRobot interface
     @classmethod
@@ -470,13 +472,30 @@ class StamoPolicy(PreTrainedPolicy):
         )
         return metrics
 
+    def _reconstruction_key(self) -> tuple:
+        """Changes when the trained weights change in place (optimizer steps, loading) or the frames do."""
+        versions = tuple(p._version for p in self.parameters() if p.requires_grad)
+        return versions, id(self._reconstruction_images), self._reconstruction_source
+
     def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
         super()._save_pretrained(save_directory, state_dict=state_dict)
-        if self.config.reconstruction_on_save and self._reconstruction_images is not None:
-            try:
-                self.write_reconstructions(self._reconstruction_images, save_directory)
-            except Exception as err:  # a failed preview must never lose a checkpoint
-                logger.warning(f"Could not write stamo reconstructions to {save_directory}: {err}")
+        if not self.config.reconstruction_on_save or self._reconstruction_images is None:
+            return
+        save_directory = Path(save_directory)
+        key, last = self._reconstruction_key(), self._last_reconstruction
+        names = (RECONSTRUCTION_PNG, RECONSTRUCTION_JSON)
+        if last is not None and last[0] == key and all((last[1] / n).is_file() for n in names):
+            # Same weights and frames as the last save (e.g. `push_to_hub` right after the final checkpoint):
+            # copy its files instead of decoding again (minutes on a CPU with the real SD3).
+            if last[1].resolve() != save_directory.resolve():
+                for n in names:
+                    shutil.copyfile(last[1] / n, save_directory / n)
+            return
+        try:
+            self.write_reconstructions(self._reconstruction_images, save_directory)
+            self._last_reconstruction = (key, save_directory)
+        except Exception as err:  # a failed preview must never lose a checkpoint
+            logger.warning(f"Could not write stamo reconstructions to {save_directory}: {err}")
 
     def generate_model_card(
         self,
