@@ -13,6 +13,12 @@ def cli(name: str) -> str:
     return str(VENV_BIN / name)
 
 
+def accelerate_launch(num_processes: int = 2) -> list[str]:
+    """`accelerate launch` of `num_processes` processes on one machine, CPU-only too (gloo), no extras."""
+    return [cli("accelerate"), "launch", "--multi_gpu", "--num_processes", str(num_processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+
+
 def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run a console script; on failure show its output in the assertion message."""
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import accelerate_launch
 from safetensors.torch import load_file
 from stamo_testing import CAMERAS, REPO_ROOT, TINY_PRESET
 
@@ -181,8 +182,7 @@ def test_accelerate_two_cpu_processes(tiny_pretrained, sim_dataset, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     cmd = [
-        str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lerobot.scripts.lerobot_train",
+        *accelerate_launch(2), "-m", "lerobot.scripts.lerobot_train",
         f"--config_path={TINY_PRESET}", f"--policy.backbone={tiny_pretrained['backbone']}",
         f"--policy.decoder_path={tiny_pretrained['decoder_path']}", "--policy.device=cpu",
         f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", f"--output_dir={out}",

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from cli_helpers import accelerate_launch
 from labelling_utils import read_labelled
 
 from lerobot_stamo.policies.stamo import StamoPolicy
@@ -195,22 +196,7 @@ def test_kill_and_resume_gives_identical_output(stamo_checkpoint, sim_dataset, l
 @pytest.mark.slow
 def test_accelerate_two_processes_equal_one(stamo_checkpoint, sim_dataset, labelled_h2, tmp_path):
     out = tmp_path / "two_ranks"
-    accelerate = str(Path(sys.executable).parent / "accelerate")
-    args = [
-        accelerate,
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "lerobot_stamo.scripts.lerobot_stamo_label",
-    ]
+    args = [*accelerate_launch(2), "-m", "lerobot_stamo.scripts.lerobot_stamo_label"]
     args += cli_args(stamo_checkpoint, sim_dataset, out, "--horizon=2", "--batch_size=8", "--num_workers=0")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=420)

@@ -103,10 +103,10 @@ def build_feature_cache(
     arrays: dict[str, np.ndarray] = {}
 
     def write(name: str, start: int, values: Tensor) -> None:
+        values = values.numpy()
         if name not in arrays:  # shapes and dtypes are known from the first batch
-            arr = values.numpy()
-            arrays[name] = np.lib.format.open_memmap(work / name, "w+", arr.dtype, (n, *arr.shape[1:]))
-        arrays[name][start : start + len(values)] = values.numpy()
+            arrays[name] = np.lib.format.open_memmap(work / name, "w+", values.dtype, (n, *values.shape[1:]))
+        arrays[name][start : start + len(values)] = values
 
     start = 0
     for batch in tqdm(loader, desc="caching frozen features", unit="batch"):
