@@ -11,4 +11,7 @@ from lerobot_stamo import (
     envs,  # noqa: F401,E402  (EnvConfig "stamo_so101" + gym ids)
     transforms,  # noqa: F401,E402  (processor step "stamo_pseudo_action")
 )
-from lerobot_stamo.policies import stamo  # noqa: F401,E402  (PolicyConfig "stamo" + its processor step)
+from lerobot_stamo.policies import (
+    stamo,  # noqa: F401,E402  (PolicyConfig "stamo" + its processor step)
+    stamo_vla,  # noqa: F401,E402  (PolicyConfig "stamo_vla" + its processor steps)
+)

@@ -7,7 +7,9 @@ first and last frame of the stack with a frozen `stamo` encoder (loaded once, la
 and writes
 
 - `observation.stamo_motion.<cam>`: (B, num_tokens, token_dim) = s(t+k) - s(t);
-- `observation.stamo_motion_valid`: (B,) bool, false where either frame was padding (`<cam>_is_pad`).
+- `observation.stamo_motion_valid`: (B,) bool, false where either frame was padding (`<cam>_is_pad`);
+- with `write_states`, also `observation.stamo_state.<cam>`: (B, num_tokens, token_dim) = s(t), the same
+  columns as a dataset labelled by `lerobot-stamo-label` (what `stamo_vla`'s world-model head reads).
 
 Names start with `observation.` so they survive LeRobot's batch conversion and reach `policy.forward`. On
 single frames (B, 3, H, W) (evaluation, rollout) the step does nothing, so the same pipeline runs there.
@@ -27,7 +29,7 @@ from lerobot.configs.types import FeatureType, PipelineFeatureType, PolicyFeatur
 from lerobot.processor import ObservationProcessorStep, ProcessorStepRegistry, TransitionKey
 from torch import Tensor
 
-from .labelling import VALID_KEY, load_stamo_config, motion_key
+from .labelling import VALID_KEY, load_stamo_config, motion_key, state_key
 
 
 @ProcessorStepRegistry.register(name="stamo_pseudo_action")
@@ -42,6 +44,7 @@ class StamoPseudoActionStep(ObservationProcessorStep):
         cameras: Camera keys to compute motion for (default: the stamo checkpoint's cameras).
         start_index / end_index: Positions in the time stack of s_t and s_{t+k} (default first and last).
         device: Device of the encoder (default: the device of the frames).
+        write_states: Also write the state s(t) of each camera.
     """
 
     policy_path: str = ""
@@ -50,6 +53,7 @@ class StamoPseudoActionStep(ObservationProcessorStep):
     start_index: int = 0
     end_index: int = -1
     device: str | None = None
+    write_states: bool = False
     _encoder: Any = field(default=None, init=False, repr=False, compare=False)
     _stamo_config: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -96,6 +100,8 @@ class StamoPseudoActionStep(ObservationProcessorStep):
             encoder = self.encoder(frames.device)
             states = encoder.encode(pair.flatten(0, 1)).view(b, 2, *encoder_state_shape(encoder))
             out[motion_key(key)] = encoder.motion(states[:, 0], states[:, 1]).to(frames.device).clone()
+            if self.write_states:
+                out[state_key(key)] = states[:, 0].to(frames.device).clone()
             pad = comp.get(f"{key}_is_pad")
             if isinstance(pad, Tensor) and pad.ndim == 2:
                 ok = ~(pad[:, self.start_index] | pad[:, self.end_index])  # (B,)
@@ -113,6 +119,7 @@ class StamoPseudoActionStep(ObservationProcessorStep):
             "start_index": self.start_index,
             "end_index": self.end_index,
             "device": self.device,
+            "write_states": self.write_states,
         }
 
     def transform_features(
@@ -121,9 +128,10 @@ class StamoPseudoActionStep(ObservationProcessorStep):
         cfg = self.stamo_config
         obs = features.setdefault(PipelineFeatureType.OBSERVATION, {})
         for key in self.camera_keys:
-            obs[motion_key(key)] = PolicyFeature(
-                type=FeatureType.STATE, shape=(cfg.num_tokens, cfg.token_dim)
-            )
+            shape = (cfg.num_tokens, cfg.token_dim)
+            obs[motion_key(key)] = PolicyFeature(type=FeatureType.STATE, shape=shape)
+            if self.write_states:
+                obs[state_key(key)] = PolicyFeature(type=FeatureType.STATE, shape=shape)
         obs[VALID_KEY] = PolicyFeature(type=FeatureType.STATE, shape=(1,))
         return features
 

@@ -5,16 +5,17 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 
-def prepare_images(images: Tensor, size: int, key: str = "images") -> Tensor:
-    """Checks camera frames and resizes them to the model's square input size.
+def prepare_images(images: Tensor, size: int | tuple[int, int] | None, key: str = "images") -> Tensor:
+    """Checks camera frames and resizes them to the model's input size.
 
     Args:
         images: (B, 3, H, W) (or (3, H, W)) frames, uint8 in [0, 255] or float in [0, 1].
-        size: Output side length in pixels (bicubic, antialiased).
+        size: Output side length in pixels, or (height, width), or None to keep the size (bicubic,
+            antialiased).
         key: Name of the frames in error messages (e.g. the camera key).
 
     Returns:
-        (B, 3, size, size) float32 frames in [0, 1].
+        (B, 3, height, width) float32 frames in [0, 1].
 
     Raises:
         TypeError: For an unsupported dtype.
@@ -50,8 +51,10 @@ def prepare_images(images: Tensor, size: int, key: str = "images") -> Tensor:
             )
     else:
         raise TypeError(f"`{key}` must be uint8 in [0, 255] or float in [0, 1], got dtype {images.dtype}.")
-    if images.shape[-2:] != (size, size):
-        images = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    if isinstance(size, int):
+        size = (size, size)
+    if size is not None and tuple(images.shape[-2:]) != tuple(size):
+        images = F.interpolate(images, size=tuple(size), mode="bicubic", antialias=True, align_corners=False)
     return images.clamp(0.0, 1.0)
 
 

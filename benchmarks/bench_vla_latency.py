@@ -1,0 +1,756 @@
+"""Inference latency of `stamo_vla` next to LeRobot's ACT and SmolVLA, and what its world-model head costs.
+
+Every figure is a median of `--reps` repetitions after warm-up. The variants of one comparison are timed in
+alternating rounds (A B C, then C B A, ...), so drift (CPU clock, background load) cancels out of their
+ratios. Inference runs at batch 1 on already-preprocessed tensors (the processor pipelines are not timed),
+under `torch.inference_mode()` like `lerobot-rollout`:
+
+1. `compact` stamo_vla with the sizes of configs/stamo_vla_compact_sim.json (dim_model 256, 4 layers, chunk
+   20, n_action_steps 10, random ResNet18) on 2 cameras x 224x224 + a 6-d state + a 30-byte instruction:
+   `predict_action_chunk` and one full `select_action` queue cycle (a chunk, then pops), with the
+   world-model head (`world_model_target=state`, labelled StaMo columns (2, 32) per camera) and without
+   (`none`), next to LeRobot's ACT with its default config (chunk 100, random ResNet18) on the same inputs.
+2. `vlm` stamo_vla next to LeRobot's SmolVLA (`load_vlm_weights=True`) on the same inputs, both on a
+   SmolVLM-family model written to a temporary folder in the Hub layout and loaded by path: the tiny
+   test model (`write_tiny_smolvlm`), and a model with the architecture of
+   HuggingFaceTB/SmolVLM2-500M-Video-Instruct and random weights (the Hub is not needed). 16 language layers
+   for both (SmolVLA's `num_vlm_layers`); `--dtype` sets the VLM's dtype.
+3. One training step (forward + backward + gradient clipping + AdamW) of `compact` at batch 8 x 2 cameras x
+   96x96, with world-model targets read from labelled columns, or computed online from frames t and t+1
+   by a tiny random `stamo` encoder in the preprocessor step `StamoPseudoActionStep` (timed as part of the
+   step), each next to `world_model_target=none`.
+
+Writes benchmarks/results/vla_latency.json (every sample) and vla_latency.md (the table)::
+
+    .venv/bin/python benchmarks/bench_vla_latency.py                                  # CPU, everything
+    .venv/bin/python benchmarks/bench_vla_latency.py --device cuda
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_vla_latency.py --reps 2 --skip_vlm500m   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.processor import TokenizerProcessorStep, TransitionKey
+from lerobot.processor.converters import create_transition
+from lerobot.utils.constants import (
+    ACTION,
+    OBS_IMAGES,
+    OBS_LANGUAGE_ATTENTION_MASK,
+    OBS_LANGUAGE_TOKENS,
+    OBS_STATE,
+)
+from torch import Tensor
+from tqdm import tqdm
+
+from lerobot_stamo.policies.stamo_vla import StamoVLAConfig, StamoVLAPolicy
+from lerobot_stamo.policies.stamo_vla.processor_stamo_vla import StamoVLAByteTokenizerStep
+from lerobot_stamo.transforms.labelling import VALID_KEY, motion_key, state_key
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+COMPACT_PRESET = REPO / "configs" / "stamo_vla_compact_sim.json"
+STAMO_TINY_PRESET = REPO / "configs" / "stamo_tiny.json"
+
+CAMERAS = (f"{OBS_IMAGES}.front", f"{OBS_IMAGES}.wrist")
+STATE_DIM = ACTION_DIM = 6
+INSTRUCTION = "pick up the red cube and place"  # 30 bytes
+TARGET_SHAPE = (2, 32)  # one camera's StaMo state: num_tokens x token_dim (the tiny stamo preset)
+WARMUP_ROUNDS = 2
+VLM_NUM_LAYERS = 16  # SmolVLA's default `num_vlm_layers`
+
+# HuggingFaceTB/SmolVLM2-500M-Video-Instruct (config.json): SigLIP-style vision tower, pixel-shuffle connector,
+# SmolLM2-360M-style llama language model.
+SMOLVLM2_500M_VISION = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "image_size": 512,
+    "patch_size": 16,
+}
+SMOLVLM2_500M_TEXT = {
+    "model_type": "llama",
+    "vocab_size": 49280,
+    "hidden_size": 960,
+    "intermediate_size": 2560,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 15,
+    "num_key_value_heads": 5,
+    "head_dim": 64,
+    "rope_theta": 100000.0,
+    "rms_norm_eps": 1e-5,
+    "max_position_embeddings": 8192,
+    "tie_word_embeddings": False,
+}
+SMOLVLM2_500M_SCALE_FACTOR = 4
+
+
+# --------------------------------------------------------------------------------------------- timing
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    """Wall-clock seconds of one call, with the device's queued work finished before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def alternating_rounds(
+    fns: dict[str, Callable[[], Any]],
+    reps: int,
+    device: torch.device,
+    warmup: int = WARMUP_ROUNDS,
+    desc: str = "",
+) -> dict[str, list[float]]:
+    """Times every function once per round, in order on even rounds and in reverse on odd ones.
+
+    Returns:
+        `{name: [seconds per round]}` (`reps` samples each), after `warmup` untimed rounds.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for r in tqdm(range(reps), desc=desc, unit="round", leave=False):
+        for name in list(fns) if r % 2 == 0 else list(reversed(fns)):
+            samples[name].append(timed(fns[name], device))
+    return samples
+
+
+def summary(samples: list[float], per: int = 1) -> dict[str, Any]:
+    """Median (and spread) of samples, divided by `per` (e.g. actions per chunk)."""
+    return {
+        "median_s": statistics.median(samples) / per,
+        "min_s": min(samples) / per,
+        "max_s": max(samples) / per,
+        "samples_s": [s / per for s in samples],
+    }
+
+
+def ratio(a: list[float], b: list[float]) -> dict[str, float]:
+    """`a` over `b`: the ratio of the medians, and the median of the per-round ratios (paired samples)."""
+    return {
+        "of_medians": statistics.median(a) / statistics.median(b),
+        "paired_median": statistics.median(x / y for x, y in zip(a, b, strict=True)),
+    }
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def input_features(image_hw: int, labelled: bool) -> dict[str, PolicyFeature]:
+    """2 cameras + a 6-d state (+ the StaMo columns of a dataset labelled by `lerobot-stamo-label`)."""
+    feats = {k: PolicyFeature(FeatureType.VISUAL, (3, image_hw, image_hw)) for k in CAMERAS}
+    feats[OBS_STATE] = PolicyFeature(FeatureType.STATE, (STATE_DIM,))
+    if labelled:
+        for key in CAMERAS:
+            feats[state_key(key)] = PolicyFeature(FeatureType.STATE, TARGET_SHAPE)
+            feats[motion_key(key)] = PolicyFeature(FeatureType.STATE, TARGET_SHAPE)
+        feats[VALID_KEY] = PolicyFeature(FeatureType.STATE, (1,))
+    return feats
+
+
+def output_features() -> dict[str, PolicyFeature]:
+    return {ACTION: PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
+
+
+def tokenize(step: TokenizerProcessorStep, batch_size: int) -> tuple[Tensor, Tensor]:
+    """The instruction's tokens and mask (B, L), made by the policy's own tokenizer step."""
+    transition = create_transition(observation={}, complementary_data={"task": [INSTRUCTION] * batch_size})
+    observation = step(transition)[TransitionKey.OBSERVATION]
+    return observation[OBS_LANGUAGE_TOKENS], observation[OBS_LANGUAGE_ATTENTION_MASK]
+
+
+def observation(
+    image_hw: int, tokens: Tensor, mask: Tensor, device: torch.device, frames: int = 1, seed: int = 0
+) -> dict[str, Tensor]:
+    """A preprocessed observation: frames in [0, 1] ((B, 3, H, W), or (B, T, 3, H, W) stacks), state, tokens."""
+    g = torch.Generator().manual_seed(seed)
+    b = tokens.shape[0]
+    shape = (b, 3, image_hw, image_hw) if frames == 1 else (b, frames, 3, image_hw, image_hw)
+    batch = {key: torch.rand(*shape, generator=g) for key in CAMERAS}
+    batch[OBS_STATE] = torch.randn(b, STATE_DIM, generator=g)
+    batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK] = tokens, mask
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def num_params(policy: torch.nn.Module) -> int:
+    return sum(p.numel() for p in policy.parameters())
+
+
+# --------------------------------------------------------------------------------------------- policies
+def compact_policy(
+    device: torch.device, image_hw: int, world_model_target: str, **overrides: Any
+) -> StamoVLAPolicy:
+    """`compact` stamo_vla with the sizes of configs/stamo_vla_compact_sim.json (same seed: same trunk weights)."""
+    fields = json.loads(COMPACT_PRESET.read_text())["policy"]
+    skip = ("type", "device", "push_to_hub", "world_model_target")
+    fields = {k: v for k, v in fields.items() if k not in skip} | overrides
+    labelled = world_model_target != "none" and not fields.get("stamo_path")
+    config = StamoVLAConfig(
+        **fields,
+        world_model_target=world_model_target,
+        device=device.type,
+        push_to_hub=False,
+        input_features=input_features(image_hw, labelled),
+        output_features=output_features(),
+    )
+    torch.manual_seed(0)
+    return StamoVLAPolicy(config).to(device)
+
+
+def act_policy(device: torch.device, image_hw: int):
+    """LeRobot's ACT with its default config (chunk 100, ResNet18 with random weights: nothing to download)."""
+    from lerobot.policies.act.configuration_act import ACTConfig
+    from lerobot.policies.act.modeling_act import ACTPolicy
+
+    config = ACTConfig(
+        pretrained_backbone_weights=None,
+        device=device.type,
+        push_to_hub=False,
+        input_features=input_features(image_hw, labelled=False),
+        output_features=output_features(),
+    )
+    torch.manual_seed(0)
+    return ACTPolicy(config).to(device)
+
+
+def queue_cycle(policy, batch: dict[str, Tensor]) -> Callable[[], None]:
+    """One full `select_action` cycle from an empty queue: `n_action_steps` calls (one chunk, then pops)."""
+
+    def run() -> None:
+        policy.reset()
+        for _ in range(policy.config.n_action_steps):
+            policy.select_action(batch)
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------- 1. compact
+@torch.inference_mode()
+def compact_vs_act(device: torch.device, reps: int) -> dict[str, Any]:
+    """1a/1b: compact stamo_vla with and without the world-model head, and ACT, at batch 1."""
+    hw = 224
+    policies = {
+        "stamo_vla_world_model": compact_policy(device, hw, "state"),
+        "stamo_vla_no_world_model": compact_policy(device, hw, "none"),
+        "act": act_policy(device, hw),
+    }
+    for policy in policies.values():
+        policy.eval()
+    batch = observation(hw, *tokenize(StamoVLAByteTokenizerStep(max_length=48), 1), device)
+
+    chunk = alternating_rounds(
+        {name: (lambda p=p: p.predict_action_chunk(batch)) for name, p in policies.items()},
+        reps,
+        device,
+        desc="compact: predict_action_chunk",
+    )
+    cycle = alternating_rounds(
+        {name: queue_cycle(p, batch) for name, p in policies.items()},
+        reps,
+        device,
+        desc="compact: select_action",
+    )
+    out: dict[str, Any] = {
+        "image_hw": hw,
+        "instruction_tokens": batch[OBS_LANGUAGE_TOKENS].shape[1],
+        "policies": {},
+    }
+    for name, policy in policies.items():
+        n = policy.config.n_action_steps
+        out["policies"][name] = {
+            "params": num_params(policy),
+            "chunk_size": policy.config.chunk_size,
+            "n_action_steps": n,
+            "predict_action_chunk": summary(chunk[name]),
+            "select_action_cycle": summary(cycle[name]),
+            "select_action_per_action": summary(cycle[name], per=n),
+        }
+    wm, base, act = "stamo_vla_world_model", "stamo_vla_no_world_model", "act"
+    per_action = {name: [s / policies[name].config.n_action_steps for s in cycle[name]] for name in policies}
+    out["world_model_overhead"] = {
+        "predict_action_chunk": ratio(chunk[wm], chunk[base]),
+        "select_action_cycle": ratio(cycle[wm], cycle[base]),
+    }
+    out["vs_act"] = {
+        "predict_action_chunk": ratio(chunk[wm], chunk[act]),
+        "select_action_cycle": ratio(cycle[wm], cycle[act]),
+        "select_action_per_action": ratio(per_action[wm], per_action[act]),
+    }
+    return out
+
+
+# --------------------------------------------------------------------------------------------- 2. vlm
+def tiny_smolvlm_writer() -> Callable[..., Path]:
+    """`write_tiny_smolvlm` of the stamo_vla tests (tests/policies/stamo_vla_testing.py)."""
+    sys.path.insert(0, str(REPO / "tests" / "policies"))
+    from stamo_vla_testing import write_tiny_smolvlm
+
+    return write_tiny_smolvlm
+
+
+def write_smolvlm2_500m(path: Path, tokenizer_dir: Path) -> dict[str, Any]:
+    """Writes a random model with the architecture of SmolVLM2-500M-Video-Instruct in the Hub folder layout.
+
+    The tokenizer is the tiny test tokenizer (400 tokens, SmolVLM's special tokens) of `tokenizer_dir`; the
+    embedding keeps the real 49,280 rows (only the first 400 are ever looked up). Weights are saved in
+    bfloat16, like the Hub repo.
+    """
+    from transformers import (
+        AutoTokenizer,
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    image_size, patch = SMOLVLM2_500M_VISION["image_size"], SMOLVLM2_500M_VISION["patch_size"]
+    sizes = {"size": {"longest_edge": 4 * image_size}, "max_image_size": {"longest_edge": image_size}}
+    SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(**sizes),
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(**sizes),
+        image_seq_len=(image_size // patch // SMOLVLM2_500M_SCALE_FACTOR) ** 2,
+    ).save_pretrained(path)
+    config = SmolVLMConfig(
+        vision_config=dict(SMOLVLM2_500M_VISION),
+        text_config=dict(SMOLVLM2_500M_TEXT),
+        scale_factor=SMOLVLM2_500M_SCALE_FACTOR,
+        image_token_id=tokenizer.image_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = SmolVLMForConditionalGeneration(config)
+    params = num_params(model)
+    model.to(torch.bfloat16).save_pretrained(path)
+    return {
+        "params": params,
+        "tokenizer_vocab": len(tokenizer),
+        "embedding_rows": SMOLVLM2_500M_TEXT["vocab_size"],
+    }
+
+
+def vlm_policies(device: torch.device, vlm_dir: Path, dtype: str) -> dict[str, Any]:
+    """`vlm` stamo_vla (defaults: LoRA, chunk 20 / 10 steps) and SmolVLA (defaults: chunk 50 / 50) on one VLM."""
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+    from transformers import AutoConfig
+
+    vlm_config = AutoConfig.from_pretrained(vlm_dir)
+    num_layers = min(VLM_NUM_LAYERS, vlm_config.text_config.num_hidden_layers)
+    image_size = vlm_config.vision_config.image_size
+    stamo_config = StamoVLAConfig(
+        backbone="vlm",
+        vlm_path=str(vlm_dir),
+        vlm_dtype=dtype,
+        vlm_num_layers=num_layers,
+        device=device.type,
+        push_to_hub=False,
+        input_features=input_features(224, labelled=True),
+        output_features=output_features(),
+    )
+    torch.manual_seed(0)
+    stamo = StamoVLAPolicy(stamo_config).to(device)
+    smolvla_config = SmolVLAConfig(
+        vlm_model_name=str(vlm_dir),
+        load_vlm_weights=True,
+        num_vlm_layers=num_layers,
+        resize_imgs_with_padding=(image_size, image_size),
+        device=device.type,
+        push_to_hub=False,
+        input_features=input_features(224, labelled=False),
+        output_features=output_features(),
+    )
+    torch.manual_seed(0)
+    smolvla = SmolVLAPolicy(smolvla_config).to(device)
+    if dtype == "float32":
+        smolvla.to(torch.float32)  # SmolVLA always loads its VLM in bfloat16
+    return {"stamo_vla": stamo.eval(), "smolvla": smolvla.eval(), "vlm_num_layers": num_layers}
+
+
+@torch.inference_mode()
+def vlm_vs_smolvla(device: torch.device, vlm_dir: Path, dtype: str, reps: int, warmup: int) -> dict[str, Any]:
+    """2: `predict_action_chunk` of `vlm` stamo_vla and of SmolVLA on the same VLM folder and inputs, batch 1."""
+    built = vlm_policies(device, vlm_dir, dtype)
+    policies = {name: built[name] for name in ("stamo_vla", "smolvla")}
+    step = TokenizerProcessorStep(tokenizer_name=str(vlm_dir), max_length=48, padding="longest")
+    batch = observation(224, *tokenize(step, 1), device)
+    chunk = alternating_rounds(
+        {name: (lambda p=p: p.predict_action_chunk(batch)) for name, p in policies.items()},
+        reps,
+        device,
+        warmup=warmup,
+        desc=f"vlm {vlm_dir.name}: predict_action_chunk",
+    )
+    out: dict[str, Any] = {
+        "vlm": vlm_dir.name,
+        "dtype": dtype,
+        "vlm_num_layers": built["vlm_num_layers"],
+        "instruction_tokens": batch[OBS_LANGUAGE_TOKENS].shape[1],
+        "reps": reps,
+        "warmup_rounds": warmup,
+        "policies": {},
+    }
+    for name, policy in policies.items():
+        n = policy.config.n_action_steps
+        out["policies"][name] = {
+            "params": num_params(policy),
+            "chunk_size": policy.config.chunk_size,
+            "n_action_steps": n,
+            "predict_action_chunk": summary(chunk[name]),
+            "per_action": summary(chunk[name], per=n),  # the chunk's cost spread over the actions executed
+        }
+    n_stamo, n_smolvla = (policies[k].config.n_action_steps for k in ("stamo_vla", "smolvla"))
+    out["stamo_vla_vs_smolvla"] = {
+        "predict_action_chunk": ratio(chunk["stamo_vla"], chunk["smolvla"]),
+        "per_action": ratio(
+            [s / n_stamo for s in chunk["stamo_vla"]], [s / n_smolvla for s in chunk["smolvla"]]
+        ),
+    }
+    return out
+
+
+# --------------------------------------------------------------------------------------------- 3. training
+def write_stamo_checkpoint(root: Path, image_hw: int) -> Path:
+    """A tiny random `stamo` checkpoint (configs/stamo_tiny.json sizes) for 2 cameras of `image_hw` pixels."""
+    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
+    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+
+    fields = json.loads(STAMO_TINY_PRESET.read_text())["policy"]
+    fields = {k: v for k, v in fields.items() if k not in ("type", "backbone", "decoder_path", "push_to_hub")}
+    config = StamoConfig(
+        **fields,
+        **write_tiny_pretrained(root / "pretrained", seed=0),
+        device="cpu",
+        push_to_hub=False,
+        reconstruction_on_save=False,
+        input_features={k: PolicyFeature(FeatureType.VISUAL, (3, image_hw, image_hw)) for k in CAMERAS},
+        output_features={},
+    )
+    torch.manual_seed(0)
+    StamoPolicy(config).save_pretrained(root / "pretrained_model")
+    return root / "pretrained_model"
+
+
+def train_step(policy: StamoVLAPolicy, make_batch: Callable[[], dict[str, Tensor]]) -> Callable[[], None]:
+    """One `lerobot-train` update: forward, backward, gradient clipping, AdamW (the policy's preset)."""
+    preset = policy.config.get_optimizer_preset()
+    optimizer = preset.build(policy.get_optim_params())
+    policy.train()
+
+    def run() -> None:
+        loss, _ = policy.forward(make_batch())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), preset.grad_clip_norm)
+        optimizer.step()
+
+    return run
+
+
+def train_overhead(device: torch.device, reps: int, tmp: Path) -> dict[str, Any]:
+    """3: train-step time with the world-model head (labelled / encoder targets) vs `world_model_target=none`."""
+    from lerobot_stamo.transforms.pseudo_action import StamoPseudoActionStep
+
+    hw, b = 96, 8
+    checkpoint = write_stamo_checkpoint(tmp / "stamo", hw)
+    policies = {
+        "none": compact_policy(device, hw, "none"),
+        "labels": compact_policy(device, hw, "state"),
+        "encoder": compact_policy(
+            device, hw, "state", stamo_path=str(checkpoint), world_model_targets_from="encoder"
+        ),
+    }
+    chunk = policies["none"].config.chunk_size
+    tokens, mask = tokenize(StamoVLAByteTokenizerStep(max_length=48), b)
+    g = torch.Generator().manual_seed(1)
+    actions = {
+        ACTION: torch.randn(b, chunk, ACTION_DIM, generator=g).to(device),
+        f"{ACTION}_is_pad": torch.zeros(b, chunk, dtype=torch.bool, device=device),
+    }
+    single = observation(hw, tokens, mask, device) | actions
+    labelled = single | {VALID_KEY: torch.ones(b, dtype=torch.bool, device=device)}
+    for key in CAMERAS:
+        labelled[state_key(key)] = torch.randn(b, *TARGET_SHAPE, generator=g).to(device)
+        labelled[motion_key(key)] = 0.1 * torch.randn(b, *TARGET_SHAPE, generator=g).to(device)
+    # Frames t and t+1 of each camera, as LeRobot's dataset returns them for `observation_delta_indices=[0, 1]`.
+    stacks = observation(hw, tokens, mask, device, frames=2) | actions
+    pseudo_action = StamoPseudoActionStep(policy_path=str(checkpoint), write_states=True)
+
+    def encoded() -> dict[str, Tensor]:
+        return pseudo_action(create_transition(observation=stacks))[TransitionKey.OBSERVATION]
+
+    steps = {
+        "none": train_step(policies["none"], lambda: single),
+        "labels": train_step(policies["labels"], lambda: labelled),
+        "encoder": train_step(policies["encoder"], encoded),
+    }
+    samples = alternating_rounds(steps, reps, device, desc="compact: train step")
+    return {
+        "batch_size": b,
+        "image_hw": hw,
+        "stamo_checkpoint_params": num_params(pseudo_action.encoder(device)),  # encoder and decoder
+        "params": {name: num_params(p) for name, p in policies.items()},
+        "step": {name: summary(s) for name, s in samples.items()},
+        "overhead_labels": ratio(samples["labels"], samples["none"]),
+        "overhead_encoder": ratio(samples["encoder"], samples["none"]),
+    }
+
+
+# --------------------------------------------------------------------------------------------- report
+def ms(figure: dict[str, Any]) -> str:
+    return f"{figure['median_s'] * 1e3:.1f}"
+
+
+def goal(value: float, limit: float) -> str:
+    return f"<= {limit:g}: {'met' if value <= limit else 'missed'}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    env = result["environment"]
+    c = result["compact"]
+    p = c["policies"]
+    wm, base, act = p["stamo_vla_world_model"], p["stamo_vla_no_world_model"], p["act"]
+    lines = [
+        f"# stamo_vla latency ({env['device']}, {env['threads']} thread(s), torch {env['torch']})",
+        "",
+        f"{env['device_name']}, {env['cpu_count']} CPUs; {result['started_utc']}; run time "
+        f"{result['run_time_s']:.0f} s. Medians of {result['reps']} alternating rounds after {WARMUP_ROUNDS} "
+        "warm-up rounds (ratios: of the medians; in brackets the median of per-round ratios). Batch 1, "
+        "preprocessed tensors (processors not timed), random weights everywhere.",
+        "",
+        f"## 1. compact stamo_vla vs ACT: 2 cameras x {c['image_hw']}^2, 6-d state, 30-byte instruction "
+        f"({c['instruction_tokens']} byte tokens)",
+        "",
+        "| | stamo_vla, world model (state) | stamo_vla, no world model | ACT (default) |",
+        "|---|---|---|---|",
+        f"| parameters (M) | {wm['params'] / 1e6:.1f} | {base['params'] / 1e6:.1f} | {act['params'] / 1e6:.1f} |",
+        f"| chunk_size / n_action_steps | {wm['chunk_size']} / {wm['n_action_steps']} | "
+        f"{base['chunk_size']} / {base['n_action_steps']} | {act['chunk_size']} / {act['n_action_steps']} |",
+        f"| predict_action_chunk (ms) | {ms(wm['predict_action_chunk'])} | {ms(base['predict_action_chunk'])} | "
+        f"{ms(act['predict_action_chunk'])} |",
+        f"| select_action, full queue cycle = per chunk (ms) | {ms(wm['select_action_cycle'])} | "
+        f"{ms(base['select_action_cycle'])} | {ms(act['select_action_cycle'])} |",
+        f"| select_action, per action (ms) | {ms(wm['select_action_per_action'])} | "
+        f"{ms(base['select_action_per_action'])} | {ms(act['select_action_per_action'])} |",
+        "",
+        "| ratio | value | goal |",
+        "|---|---|---|",
+    ]
+
+    def row(label: str, r: dict[str, float], limit: float) -> str:
+        return f"| {label} | {r['of_medians']:.4f}x ({r['paired_median']:.4f}x) | {goal(r['of_medians'], limit)} |"
+
+    o, v = c["world_model_overhead"], c["vs_act"]
+    lines += [
+        row("world model / none, predict_action_chunk", o["predict_action_chunk"], 1.005),
+        row("world model / none, select_action cycle", o["select_action_cycle"], 1.005),
+        row("stamo_vla / ACT, per chunk (predict_action_chunk)", v["predict_action_chunk"], 1.0),
+        row("stamo_vla / ACT, per chunk (select_action cycle)", v["select_action_cycle"], 1.0),
+        row("stamo_vla / ACT, per action (select_action)", v["select_action_per_action"], 1.0),
+        "",
+        "Per action = select_action cycle / n_action_steps: ACT executes all 100 actions of its chunk, stamo_vla "
+        "10 of its 20 (configs/stamo_vla_compact_sim.json), so per action it pays a chunk every 10 steps.",
+        "",
+        "## 2. vlm stamo_vla vs SmolVLA (same VLM folder, same 2 x 224^2 cameras, state and instruction)",
+        "",
+        "| VLM (random weights) | dtype | language layers | reps | stamo_vla chunk (ms) | SmolVLA chunk (ms) | "
+        "ratio per chunk | stamo_vla per action (ms) | SmolVLA per action (ms) | ratio per action |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, label in (("vlm_tiny", "tiny test SmolVLM"), ("vlm_500m", "SmolVLM2-500M architecture")):
+        r = result.get(key)
+        if r is None:
+            lines.append(f"| {label} | skipped | | | | | | | | |")
+            continue
+        s, m = r["policies"]["stamo_vla"], r["policies"]["smolvla"]
+        rc, ra = r["stamo_vla_vs_smolvla"]["predict_action_chunk"], r["stamo_vla_vs_smolvla"]["per_action"]
+        lines.append(
+            f"| {label} | {r['dtype']} | {r['vlm_num_layers']} | {r['reps']} | {ms(s['predict_action_chunk'])} | "
+            f"{ms(m['predict_action_chunk'])} | {rc['of_medians']:.3f}x ({rc['paired_median']:.3f}x) | "
+            f"{ms(s['per_action'])} | {ms(m['per_action'])} | {ra['of_medians']:.3f}x |"
+        )
+    t = result["train"]
+    lines += [
+        "",
+        "stamo_vla `vlm`: defaults (LoRA r=16 on q/k/v/o, chunk 20, n_action_steps 10, one forward per chunk); "
+        "SmolVLA: defaults (chunk 50, n_action_steps 50, 10 flow-matching steps with a KV cache). Per action = "
+        "chunk time / n_action_steps.",
+        "",
+        f"## 3. Training step, compact, batch {t['batch_size']} x 2 cameras x {t['image_hw']}^2 "
+        "(forward + backward + clipping + AdamW)",
+        "",
+        "| world-model targets | step (ms) | none (ms) | ratio vs none | goal |",
+        "|---|---|---|---|---|",
+        f"| labelled columns (2 x 32 per camera) | {ms(t['step']['labels'])} | {ms(t['step']['none'])} | "
+        f"{t['overhead_labels']['of_medians']:.3f}x ({t['overhead_labels']['paired_median']:.3f}x) | "
+        f"{goal(t['overhead_labels']['of_medians'], 1.05)} |",
+        f"| encoder online (tiny random stamo checkpoint, frames t and t+1) | "
+        f"{ms(t['step']['encoder'])} | {ms(t['step']['none'])} | {t['overhead_encoder']['of_medians']:.3f}x "
+        f"({t['overhead_encoder']['paired_median']:.3f}x) | (none set) |",
+    ]
+    if result["notes"]:
+        lines += ["", "Notes:", *[f"- {n}" for n in result["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import lerobot
+    import transformers
+
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        cpuinfo = Path("/proc/cpuinfo")
+        models = (
+            [
+                ln.split(":", 1)[1].strip()
+                for ln in cpuinfo.read_text().splitlines()
+                if ln.startswith("model name")
+            ]
+            if cpuinfo.exists()
+            else []
+        )
+        name = models[0] if models else platform.processor() or platform.machine()
+    return {
+        "device": str(device),
+        "device_name": name,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "lerobot": lerobot.__version__,
+        "python": platform.python_version(),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's default)"
+    )
+    parser.add_argument("--reps", type=int, default=20, help="timed rounds of each comparison")
+    parser.add_argument(
+        "--reps_vlm500m",
+        type=int,
+        default=None,
+        help="timed rounds at the 500M size (default: 3 on CPU, --reps on GPU)",
+    )
+    parser.add_argument("--skip_vlm500m", action="store_true", help="skip the SmolVLM2-500M-size comparison")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16"], help="dtype of the VLMs"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "vla_latency.json")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    notes: list[str] = []
+    result: dict[str, Any] = {
+        "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "environment": environment(device),
+        "reps": args.reps,
+        "warmup_rounds": WARMUP_ROUNDS,
+        "notes": notes,
+    }
+    print(f"device {device}, {torch.get_num_threads()} thread(s), torch {torch.__version__}", flush=True)
+
+    result["compact"] = compact_vs_act(device, args.reps)
+    c = result["compact"]
+    print(
+        "compact: world-model overhead {:.4f}x (chunk), {:.4f}x (cycle); vs ACT {:.3f}x per chunk, {:.3f}x per action".format(
+            c["world_model_overhead"]["predict_action_chunk"]["of_medians"],
+            c["world_model_overhead"]["select_action_cycle"]["of_medians"],
+            c["vs_act"]["predict_action_chunk"]["of_medians"],
+            c["vs_act"]["select_action_per_action"]["of_medians"],
+        ),
+        flush=True,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench_vla_latency_") as tmp:
+        tmp = Path(tmp)
+        tiny_dir = tiny_smolvlm_writer()(tmp / "tiny_smolvlm")
+        result["vlm_tiny"] = vlm_vs_smolvla(device, tiny_dir, args.dtype, args.reps, WARMUP_ROUNDS)
+        print(
+            f"vlm tiny: stamo_vla / SmolVLA {result['vlm_tiny']['stamo_vla_vs_smolvla']['predict_action_chunk']['of_medians']:.3f}x per chunk",
+            flush=True,
+        )
+        if args.skip_vlm500m:
+            result["vlm_500m"] = None
+            notes.append("The SmolVLM2-500M-size comparison was skipped (--skip_vlm500m).")
+        else:
+            reps = args.reps_vlm500m or (3 if device.type == "cpu" else args.reps)
+            print(f"writing a random SmolVLM2-500M-architecture model (reps {reps}) ...", flush=True)
+            big_dir = tmp / "smolvlm2_500m_random"
+            written = write_smolvlm2_500m(big_dir, tiny_dir)
+            result["vlm_500m"] = vlm_vs_smolvla(device, big_dir, args.dtype, reps, warmup=1) | {
+                "model": written
+            }
+            print(
+                f"vlm 500M: stamo_vla / SmolVLA {result['vlm_500m']['stamo_vla_vs_smolvla']['predict_action_chunk']['of_medians']:.3f}x per chunk",
+                flush=True,
+            )
+            if reps < args.reps:
+                notes.append(
+                    f"SmolVLM2-500M size: {reps} timed rounds after 1 warm-up round (each chunk takes seconds on "
+                    f"this {device.type}), not {args.reps}."
+                )
+            notes.append(
+                f"SmolVLM2-500M size: the published architecture ({written['params'] / 1e6:.0f} M parameters) with "
+                f"random weights, saved in bfloat16; the tokenizer is the tiny test one ({written['tokenizer_vocab']} "
+                f"tokens; the embedding keeps its {written['embedding_rows']} rows): the instruction is "
+                f"{result['vlm_500m']['instruction_tokens']} tokens here, the real tokenizer splits it differently."
+            )
+        result["train"] = train_overhead(device, args.reps, tmp)
+    print(
+        f"train: labels {result['train']['overhead_labels']['of_medians']:.3f}x, "
+        f"encoder {result['train']['overhead_encoder']['of_medians']:.3f}x vs none",
+        flush=True,
+    )
+    notes.append(
+        "Training with encoder targets: the tiny random stamo encoder (64 px DINOv2 with 2 layers) encodes frames t "
+        "and t+1 of both cameras inside the step; a real DINOv2-base encoder costs far more (label offline then)."
+    )
+    if args.dtype == "float32":
+        notes.append(
+            "VLMs in float32 (SmolVLA loads its VLM in bfloat16; it was cast to float32 for the comparison)."
+        )
+    result["run_time_s"] = time.perf_counter() - t0
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    md = markdown(result)
+    args.output.with_suffix(".md").write_text(md)
+    print(md)
+    print(f"wrote {args.output} and {args.output.with_suffix('.md')} ({result['run_time_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

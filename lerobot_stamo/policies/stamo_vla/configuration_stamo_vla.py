@@ -1,0 +1,232 @@
+"""Configuration of the `stamo_vla` policy: a chunked actor with StaMo's world-model head."""
+
+from dataclasses import dataclass, field
+
+from lerobot.configs import NormalizationMode, PreTrainedConfig
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.optim import AdamWConfig, CosineDecayWithWarmupSchedulerConfig
+from lerobot.utils.constants import OBS_STATE
+
+BACKBONES = ("compact", "vlm")
+VISIONS = ("resnet18", "stamo")
+WORLD_MODEL_TARGETS = ("state", "motion", "none")
+DTYPES = ("float32", "bfloat16", "float16")
+TARGET_SOURCES = ("auto", "labels", "encoder")
+
+
+@PreTrainedConfig.register_subclass("stamo_vla")
+@dataclass
+class StamoVLAConfig(PreTrainedConfig):
+    """Configuration of `stamo_vla`: cameras + robot state + instruction in, a chunk of actions out.
+
+    The trunk (`compact` transformer or a `vlm`) reads the observation and `chunk_size` learned action
+    queries; the action head (OpenVLA-OFT style: an MLP per query, L1 loss) turns the queries' hidden states
+    into the action chunk in one pass. During training only, a world-model head (StaMo, paper Eq. 3) predicts
+    the StaMo state `s(t+k)` (or the motion `s(t+k) - s(t)`) of the cameras from the pooled query states:
+    two tokens per camera, never an image.
+
+    Args:
+        chunk_size: Actions predicted per forward pass.
+        n_action_steps: Actions of a chunk executed before predicting again (<= chunk_size).
+        backbone: `compact` (a small transformer, trains on a CPU) or `vlm` (a transformers
+            vision-language model loaded from `vlm_path`).
+        vision: Vision tokens of the `compact` trunk: `resnet18` (torchvision) feature maps, or `stamo`
+            (the frozen states of the `stamo` checkpoint `stamo_path`, two tokens per camera).
+        pretrained_backbone_weights: torchvision weights of the ResNet18 (e.g.
+            "ResNet18_Weights.IMAGENET1K_V1", downloaded once by torchvision), or None for random init.
+        resize_images: Optional (height, width) every camera is resized to by the preprocessor.
+        dim_model / n_heads / n_layers / dim_feedforward / dropout: The `compact` transformer.
+        tokenizer_max_length: Instruction tokens (bytes for `compact`, the VLM's tokens for `vlm`).
+        vlm_*: The `vlm` trunk: weights, dtype, frozen vision tower, LoRA on the language model, number of
+            language-model layers kept (None = all), gradient checkpointing.
+        action_head_layers: Residual MLP blocks of the action head.
+        world_model_target: `state` predicts s(t+k), `motion` predicts s(t+k) - s(t), `none` disables the
+            world-model head (the baseline).
+        future_horizon: k. None means the labelled dataset's horizon (`lerobot-stamo-label --horizon`), or 1
+            when targets are computed online from `stamo_path`.
+        lambda_action / lambda_future: Loss weights (equal in the paper).
+        stamo_path: Folder or Hub id of a `stamo` checkpoint. Needed for `vision=stamo`, for targets of an
+            unlabelled dataset (frames t and t+k are encoded in the preprocessor) and to decode
+            `predict_future` into images.
+        world_model_targets_from: `labels` (the dataset's StaMo columns), `encoder` (encode frames t and t+k
+            with `stamo_path` in the preprocessor) or `auto` (`encoder` when `stamo_path` is set).
+        world_model_cameras: Cameras whose StaMo states are predicted (default: every camera with labelled
+            columns, or the `stamo` checkpoint's cameras).
+    """
+
+    # Input / output structure.
+    n_obs_steps: int = 1
+    chunk_size: int = 20
+    n_action_steps: int = 10
+
+    normalization_mapping: dict[str, NormalizationMode] = field(
+        default_factory=lambda: {
+            "VISUAL": NormalizationMode.IDENTITY,  # the trunk applies its vision model's own normalisation
+            "STATE": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MEAN_STD,
+        }
+    )
+
+    # Trunk.
+    backbone: str = "compact"
+    # `compact` trunk: vision tokens.
+    vision: str = "resnet18"
+    pretrained_backbone_weights: str | None = None
+    resize_images: tuple[int, int] | None = None
+    # `compact` trunk: transformer over [vision tokens, state token, instruction tokens, action queries].
+    dim_model: int = 256
+    n_heads: int = 8
+    n_layers: int = 4
+    dim_feedforward: int = 1024
+    dropout: float = 0.1
+    tokenizer_max_length: int = 48
+
+    # `vlm` trunk.
+    vlm_path: str = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
+    vlm_dtype: str = "bfloat16"
+    vlm_num_layers: int | None = 16
+    freeze_vision_encoder: bool = True
+    use_lora: bool = True
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    gradient_checkpointing: bool = False
+
+    # Heads.
+    action_head_layers: int = 2
+    world_model_target: str = "state"
+    future_horizon: int | None = None
+    world_model_hidden_dim: int = 512
+    lambda_action: float = 1.0
+    lambda_future: float = 1.0
+    stamo_path: str | None = None
+    stamo_revision: str | None = None
+    world_model_targets_from: str = "auto"
+    world_model_cameras: list[str] | None = None
+    # Filled by `validate_features`: the StaMo columns of a labelled dataset (targets, never model inputs).
+    target_features: dict[str, PolicyFeature] = field(default_factory=dict)
+
+    # Training preset.
+    optimizer_lr: float = 3e-4
+    optimizer_lr_backbone: float = 1e-4
+    optimizer_weight_decay: float = 1e-4
+    optimizer_grad_clip_norm: float = 10.0
+    scheduler_warmup_steps: int = 500
+    scheduler_decay_steps: int = 30_000
+    scheduler_decay_lr: float = 1e-5
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name, value, choices in (
+            ("backbone", self.backbone, BACKBONES),
+            ("vision", self.vision, VISIONS),
+            ("world_model_target", self.world_model_target, WORLD_MODEL_TARGETS),
+            ("vlm_dtype", self.vlm_dtype, DTYPES),
+            ("world_model_targets_from", self.world_model_targets_from, TARGET_SOURCES),
+        ):
+            if value not in choices:
+                raise ValueError(f"`policy.{name}` must be one of {choices}, got {value!r}.")
+        if self.n_obs_steps != 1:
+            raise ValueError(
+                f"stamo_vla reads one observation: `n_obs_steps` must be 1, got {self.n_obs_steps}."
+            )
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(
+                f"`n_action_steps`={self.n_action_steps} must be between 1 and `chunk_size`={self.chunk_size}."
+            )
+        if self.dim_model % self.n_heads:
+            raise ValueError(f"`dim_model`={self.dim_model} must be divisible by `n_heads`={self.n_heads}.")
+        if self.future_horizon is not None and self.future_horizon < 1:
+            raise ValueError(f"`future_horizon` must be >= 1 frame, got {self.future_horizon}.")
+        if self.world_model_targets_from == "encoder" and not self.stamo_path:
+            raise ValueError(
+                "`policy.world_model_targets_from=encoder` encodes frames with a frozen stamo checkpoint: set "
+                "`--policy.stamo_path=<stamo checkpoint folder or Hub id>`."
+            )
+        if self.vision == "stamo" and self.backbone == "compact" and not self.stamo_path:
+            raise ValueError(
+                "`policy.vision=stamo` reads the states of a frozen stamo checkpoint: set "
+                "`--policy.stamo_path=<stamo checkpoint folder or Hub id>` (or use `--policy.vision=resnet18`)."
+            )
+        if self.lambda_action < 0 or self.lambda_future < 0:
+            raise ValueError("`lambda_action` and `lambda_future` must be >= 0.")
+
+    # ------------------------------------------------------------------ LeRobot hooks
+    def get_optimizer_preset(self) -> AdamWConfig:
+        return AdamWConfig(
+            lr=self.optimizer_lr,
+            weight_decay=self.optimizer_weight_decay,
+            grad_clip_norm=self.optimizer_grad_clip_norm,
+        )
+
+    def get_scheduler_preset(self) -> CosineDecayWithWarmupSchedulerConfig:
+        return CosineDecayWithWarmupSchedulerConfig(
+            peak_lr=self.optimizer_lr,
+            decay_lr=self.scheduler_decay_lr,
+            num_warmup_steps=self.scheduler_warmup_steps,
+            num_decay_steps=self.scheduler_decay_steps,
+        )
+
+    @property
+    def targets_from_encoder(self) -> bool:
+        """World-model targets computed in the preprocessor from frames t and t+k, not read from labels."""
+        if self.world_model_target == "none":
+            return False
+        if self.world_model_targets_from == "auto":
+            return bool(self.stamo_path)
+        return self.world_model_targets_from == "encoder"
+
+    @property
+    def horizon(self) -> int:
+        """k of the world-model target (1 when unset and not taken from labels)."""
+        return self.future_horizon or 1
+
+    @property
+    def observation_delta_indices(self) -> list[int] | None:
+        # Online targets need frames t and t+k of every observation key (LeRobot applies one list to all).
+        return [0, self.horizon] if self.targets_from_encoder else None
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        return list(range(self.chunk_size))
+
+    @property
+    def reward_delta_indices(self) -> None:
+        return None
+
+    @property
+    def camera_keys(self) -> list[str]:
+        return list(self.image_features)
+
+    @property
+    def state_dim(self) -> int:
+        state = (self.input_features or {}).get(OBS_STATE)
+        return int(state.shape[0]) if state is not None else 0
+
+    def validate_features(self) -> None:
+        """Checks the inputs and outputs, and takes StaMo columns out of the model inputs.
+
+        Raises:
+            ValueError: Without a camera or an action feature, or when the world-model head has no target.
+        """
+        features = self.input_features or {}
+        if not self.image_features:
+            raise ValueError(
+                "stamo_vla needs at least one camera (`observation.images.*`), got input features "
+                f"{sorted(features)}. Record the dataset with cameras, or rename them with `--rename_map`."
+            )
+        if self.action_feature is None:
+            raise ValueError(
+                f"stamo_vla predicts `action`, but the dataset has no `action` feature (features: "
+                f"{sorted(features)}). Train on a robot dataset; label video-only datasets with "
+                "`lerobot-stamo-label` and co-train instead."
+            )
+        from lerobot_stamo.transforms.labelling import MOTION_PREFIX, STATE_PREFIX, VALID_KEY
+
+        # StaMo columns are training targets, not observations a robot provides at inference: move them out
+        # of `input_features` (so neither the normaliser nor the inference checks expect them).
+        for key in [k for k in features if k.startswith((STATE_PREFIX, MOTION_PREFIX)) or k == VALID_KEY]:
+            self.target_features[key] = features.pop(key)
+        for key, ft in features.items():
+            if ft.type not in (FeatureType.VISUAL, FeatureType.STATE, FeatureType.ENV, FeatureType.LANGUAGE):
+                raise ValueError(f"Input feature {key!r} has unsupported type {ft.type}.")

@@ -1,0 +1,684 @@
+"""The `stamo_vla` policy: a chunked actor with StaMo's world-model head, trained by `lerobot-train`.
+
+    observation (cameras, state, instruction tokens) + chunk_size action queries
+        -> trunk (`CompactTrunk` | `VLMTrunk`)             -> query states (B, chunk_size, D)
+        -> ActionHead (OFT-style MLP, L1 loss)              -> actions (B, chunk_size, action_dim)
+        -> WorldModelHead (training only, pooled queries)   -> StaMo state s(t+k) or motion (B, target_dim)
+
+The trunk and its heads are separate modules: acting (`select_action`, `predict_action_chunk`) touches only the
+trunk and the action head, so the world-model head costs nothing at inference. Targets come from the StaMo
+columns of a dataset labelled by `lerobot-stamo-label`, or from the `stamo_pseudo_action` processor step
+(`world_model_targets_from=encoder`), and are normalised by `TargetNormalizer` (dataset stats when the
+columns have them, else running stats), both saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+import torchvision
+from huggingface_hub import ModelCard, ModelCardData
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
+from torch import Tensor, nn
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from lerobot_stamo.transforms.labelling import VALID_KEY, load_labels, motion_key, state_key
+
+from .configuration_stamo_vla import StamoVLAConfig
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def current_frame(x: Tensor, ndim: int) -> Tensor:
+    """Frame t of a time stack: (B, T, *shape) -> (B, *shape) when `x` has one more dim than `ndim`."""
+    return x[:, 0] if x.ndim == ndim + 1 else x
+
+
+def sinusoidal_2d(h: int, w: int, dim: int, device: torch.device) -> Tensor:
+    """(h * w, dim) fixed 2-D sine/cosine position embedding (half the channels for y, half for x)."""
+    quarter = dim // 4
+    freq = 1.0 / (10000 ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter))
+    ys = torch.arange(h, device=device, dtype=torch.float32)[:, None] * freq  # (h, quarter)
+    xs = torch.arange(w, device=device, dtype=torch.float32)[:, None] * freq  # (w, quarter)
+    y = torch.cat([ys.sin(), ys.cos()], dim=-1)[:, None].expand(h, w, 2 * quarter)
+    x = torch.cat([xs.sin(), xs.cos()], dim=-1)[None].expand(h, w, 2 * quarter)
+    pos = torch.cat([y, x], dim=-1).reshape(h * w, 4 * quarter)
+    return F.pad(pos, (0, dim - 4 * quarter))
+
+
+# --------------------------------------------------------------------------------------------- vision
+class ResNetVision(nn.Module):
+    """A torchvision ResNet18 shared by all cameras: each camera's last feature map becomes tokens.
+
+    (B, 3, H, W) in [0, 1] -> (B, H/32 * W/32, dim) with a 2-D sine position embedding and a learned
+    per-camera embedding.
+    """
+
+    def __init__(self, num_cameras: int, dim: int, weights: str | None):
+        super().__init__()
+        # FrozenBatchNorm like ACT: batch statistics of small robot batches are noisy.
+        resnet = torchvision.models.resnet18(weights=weights, norm_layer=FrozenBatchNorm2d)
+        self.body = nn.Sequential(*list(resnet.children())[:-2])  # drop avgpool and fc
+        self.proj = nn.Conv2d(512, dim, kernel_size=1)
+        self.camera_embed = nn.Parameter(torch.zeros(num_cameras, dim))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: list[Tensor]) -> Tensor:
+        b = images[0].shape[0]
+        # All cameras in one batch when they have the same size (one ResNet call instead of n).
+        same = all(im.shape == images[0].shape for im in images)
+        groups = [torch.cat(images)] if same else images
+        maps = [self.proj(self.body((g - self.mean) / self.std)) for g in groups]  # (n*B, D, h, w)
+        if same:
+            maps = list(maps[0].split(b))
+        tokens = []
+        for i, m in enumerate(maps):
+            _, d, h, w = m.shape
+            pos = sinusoidal_2d(h, w, d, m.device)
+            tokens.append(m.flatten(2).transpose(1, 2) + pos + self.camera_embed[i])  # (B, h*w, D)
+        return torch.cat(tokens, dim=1)
+
+
+class StamoVision(nn.Module):
+    """The frozen states of a `stamo` checkpoint as vision tokens: (B, 3, H, W) -> (B, num_tokens, dim).
+
+    The encoder is loaded from `stamo_path` (not saved in this policy's weights) and never trained.
+    """
+
+    def __init__(self, num_cameras: int, dim: int, encoder):
+        super().__init__()
+        self._encoder = [encoder]  # a list: keeps the frozen encoder out of this module's state_dict
+        cfg = encoder.config
+        self.proj = nn.Linear(cfg.token_dim, dim)
+        self.token_embed = nn.Parameter(torch.zeros(num_cameras, cfg.num_tokens, dim))
+
+    def forward(self, images: list[Tensor]) -> Tensor:
+        encoder = self._encoder[0]
+        states = [encoder.encode(im).clone() for im in images]  # (B, N, token_dim) each, no gradients
+        return torch.cat([self.proj(s) + self.token_embed[i] for i, s in enumerate(states)], dim=1)
+
+
+# --------------------------------------------------------------------------------------------- trunks
+class CompactTrunk(nn.Module):
+    """A small transformer over [vision tokens, state token, instruction tokens, action queries].
+
+    Bidirectional self-attention (OpenVLA-OFT's parallel decoding); the queries' outputs are returned.
+    """
+
+    def __init__(self, config: StamoVLAConfig, state_dim: int, num_queries: int, stamo_encoder=None):
+        super().__init__()
+        d = config.dim_model
+        self.hidden_size = d
+        n_cams = len(config.camera_keys)
+        if config.vision == "stamo":
+            self.vision = StamoVision(n_cams, d, stamo_encoder)
+        else:
+            self.vision = ResNetVision(n_cams, d, config.pretrained_backbone_weights)
+        self.state_proj = nn.Linear(state_dim, d) if state_dim else None
+        self.token_embed = nn.Embedding(BYTE_VOCAB_SIZE, d, padding_idx=0)
+        self.token_pos = nn.Parameter(torch.zeros(config.tokenizer_max_length, d))
+        self.queries = nn.Parameter(torch.randn(num_queries, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d,
+            config.n_heads,
+            config.dim_feedforward,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(
+        self, images: list[Tensor], state: Tensor | None, tokens: Tensor, token_mask: Tensor
+    ) -> Tensor:
+        vision = self.vision(images)  # (B, V, D)
+        b = vision.shape[0]
+        parts = [vision]
+        if self.state_proj is not None:
+            parts.append(self.state_proj(state).unsqueeze(1))  # (B, 1, D)
+        n_tok = tokens.shape[1]
+        parts.append(self.token_embed(tokens) + self.token_pos[:n_tok])  # (B, L, D)
+        parts.append(self.queries.expand(b, -1, -1))  # (B, Q, D)
+        x = torch.cat(parts, dim=1)
+        keep = torch.ones(b, x.shape[1], dtype=torch.bool, device=x.device)
+        start = x.shape[1] - self.queries.shape[0] - n_tok
+        keep[:, start : start + n_tok] = token_mask
+        x = self.encoder(x, src_key_padding_mask=~keep)
+        return self.norm(x[:, -self.queries.shape[0] :])  # (B, Q, D)
+
+
+# ByT5's byte vocabulary (pad 0, eos 1, unk 2, then 256 bytes): the `compact` trunk's instruction tokens.
+BYTE_VOCAB_SIZE = 259
+
+
+# --------------------------------------------------------------------------------------------- heads
+class ActionHead(nn.Module):
+    """OpenVLA-OFT's L1 regression head: per query, LN-Linear-ReLU, residual MLP blocks, LN-Linear."""
+
+    def __init__(self, dim: int, action_dim: int, num_blocks: int):
+        super().__init__()
+        self.inp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.ReLU()) for _ in range(num_blocks)
+        )
+        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, action_dim))
+
+    def forward(self, queries: Tensor) -> Tensor:  # (B, Q, D) -> (B, Q, action_dim)
+        x = self.inp(queries)
+        for block in self.blocks:
+            x = x + block(x)
+        return self.out(x)
+
+
+class WorldModelHead(nn.Module):
+    """StaMo's world-model head (paper Eq. 3): pooled query states -> the flattened StaMo target."""
+
+    def __init__(self, dim: int, hidden: int, target_dim: int):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, target_dim)
+        )
+
+    def forward(self, queries: Tensor) -> Tensor:  # (B, Q, D) -> (B, target_dim)
+        return self.mlp(queries.mean(dim=1))
+
+
+class TargetNormalizer(nn.Module):
+    """Per-dimension mean/std of the world-model target, saved with the weights.
+
+    Initialised from the dataset stats of the StaMo columns when they exist (`fixed`), otherwise updated with
+    the running statistics of every training batch (Chan's parallel update).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("fixed", torch.zeros((), dtype=torch.bool))
+
+    def set_stats(self, mean: Tensor, std: Tensor) -> None:
+        self.mean.copy_(mean)
+        self.var.copy_(std.square())
+        self.fixed.fill_(True)
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:  # x: (n, dim) valid targets of one batch
+        if self.fixed or x.shape[0] == 0:
+            return
+        n, total = float(x.shape[0]), float(self.count) + x.shape[0]
+        mean_b, var_b = x.mean(0), x.var(0, unbiased=False)
+        delta = mean_b - self.mean
+        self.mean += delta * (n / total)
+        self.var.copy_(
+            (self.var * float(self.count) + var_b * n + delta.square() * float(self.count) * n / total)
+            / total
+        )
+        self.count += n
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / (self.var + 1e-8).sqrt()
+
+    def unnormalize(self, x: Tensor) -> Tensor:
+        return x * (self.var + 1e-8).sqrt() + self.mean
+
+
+# --------------------------------------------------------------------------------------------- model
+class StamoVLA(nn.Module):
+    """Trunk + action head (+ world-model head): the math of `stamo_vla`, on preprocessed tensors."""
+
+    def __init__(self, config: StamoVLAConfig, target_dim: int, stamo_encoder=None):
+        super().__init__()
+        self.config = config
+        action_dim = config.action_feature.shape[0]
+        if config.backbone == "vlm":
+            from .vlm import VLMTrunk
+
+            self.trunk = VLMTrunk(config, config.state_dim, config.chunk_size)
+        else:
+            self.trunk = CompactTrunk(config, config.state_dim, config.chunk_size, stamo_encoder)
+        dim = self.trunk.hidden_size
+        self.action_head = ActionHead(dim, action_dim, config.action_head_layers)
+        self.future_head = (
+            WorldModelHead(dim, config.world_model_hidden_dim, target_dim) if target_dim else None
+        )
+        self.target_norm = TargetNormalizer(target_dim) if target_dim else None
+
+    def query_states(self, batch: dict[str, Tensor]) -> Tensor:
+        """Runs the trunk on frame t of the batch: (B, chunk_size, D)."""
+        images = [current_frame(batch[key], 4) for key in self.config.camera_keys]
+        state = current_frame(batch[OBS_STATE], 2) if self.config.state_dim else None
+        return self.trunk(images, state, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """Normalised action chunk (B, chunk_size, action_dim) and the normalised future prediction."""
+        queries = self.query_states(batch)
+        actions = self.action_head(queries)
+        future = self.future_head(queries) if self.future_head is not None else None
+        return actions, future
+
+
+class StamoVLAPolicy(PreTrainedPolicy):
+    """`stamo_vla` as a LeRobot policy: `lerobot-train`, `lerobot-eval`, `lerobot-rollout`, async inference.
+
+    Args:
+        config: A `StamoVLAConfig`.
+        dataset_stats: Dataset statistics (`make_policy`): initialise the world-model target's normaliser.
+        dataset_meta: Dataset metadata (`make_policy`): checks of the labels, horizon and tasks.
+    """
+
+    config_class = StamoVLAConfig
+    name = "stamo_vla"
+
+    def __init__(
+        self,
+        config: StamoVLAConfig,
+        dataset_stats: dict[str, dict[str, Tensor]] | None = None,
+        dataset_meta: Any | None = None,
+        **kwargs: Any,
+    ):
+        if not isinstance(config, StamoVLAConfig):
+            raise TypeError(
+                f"StamoVLAPolicy needs a StamoVLAConfig, got a {type(config).__name__} "
+                f"(policy type {getattr(config, 'type', '?')!r}). Load that checkpoint with its own policy class."
+            )
+        super().__init__(config)
+        config.validate_features()
+        self.config = config
+        self._stamo: list = []  # the frozen `stamo` policy from `stamo_path`, loaded lazily; a list keeps it
+        # out of this module's parameters and state_dict (it is never trained nor saved here)
+        if config.stamo_path:
+            self._check_stamo_checkpoint()
+        self.target_cameras = self._resolve_target_cameras()
+        if dataset_meta is not None:
+            self._check_dataset(dataset_meta)
+        target_dim = self._target_dim()
+        encoder = self.stamo_policy() if config.vision == "stamo" and config.backbone == "compact" else None
+        self.model = StamoVLA(config, target_dim, encoder)
+        if target_dim and dataset_stats:
+            self._init_target_stats(dataset_stats)
+        self.reset()
+
+    # ------------------------------------------------------------------ set-up and checks
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs
+    ):
+        """Loads a `stamo_vla` checkpoint (folder or Hub id).
+
+        Raises:
+            TypeError: If the checkpoint belongs to another policy type.
+        """
+        if config is None:
+            hub_kwargs = {
+                k: kwargs[k]
+                for k in ("force_download", "token", "cache_dir", "local_files_only", "revision")
+                if k in kwargs
+            }
+            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_kwargs)
+        if not isinstance(config, StamoVLAConfig):
+            raise TypeError(
+                f"{pretrained_name_or_path} is a {config.type!r} checkpoint, not a 'stamo_vla' one. Use "
+                f"`--policy.path` with a stamo_vla checkpoint, or `--policy.type={config.type}`."
+            )
+        return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
+
+    @classmethod
+    def _load_as_safetensor(cls, model: StamoVLAPolicy, model_file: str, map_location: str, strict: bool):
+        """Loads the weights and fails loudly on missing/unexpected keys (LeRobot only logs them)."""
+        from lerobot.utils.device_utils import resolve_safetensors_device
+        from safetensors.torch import load_model
+
+        missing, unexpected = load_model(
+            model, model_file, strict=False, device=resolve_safetensors_device(map_location)
+        )
+        if missing or unexpected:
+            raise ValueError(
+                f"{model_file} does not match the stamo_vla model built from its config.json: missing keys "
+                f"{sorted(missing)[:5]} ({len(missing)}), unexpected keys {sorted(unexpected)[:5]} "
+                f"({len(unexpected)}). Was it saved with another backbone/world_model_target, or edited?"
+            )
+        return model
+
+    def stamo_policy(self):
+        """The frozen `stamo` policy of `config.stamo_path` (loaded at the first call, eval, no gradients)."""
+        if not self._stamo:
+            from lerobot_stamo.policies.stamo import StamoPolicy
+
+            cfg = self._stamo_config
+            cfg.device = self.config.device or "cpu"
+            policy = StamoPolicy.from_pretrained(
+                self.config.stamo_path, config=cfg, revision=self.config.stamo_revision
+            )
+            self._stamo.append(policy.eval().requires_grad_(False))
+        return self._stamo[0]
+
+    def _check_stamo_checkpoint(self) -> None:
+        from lerobot_stamo.transforms.labelling import load_stamo_config
+
+        c = self.config
+        self._stamo_config = load_stamo_config(c.stamo_path, c.stamo_revision)  # raises if not a stamo one
+        missing = [k for k in self._stamo_config.camera_keys if k not in c.image_features]
+        if (c.vision == "stamo" or c.targets_from_encoder) and missing:
+            raise ValueError(
+                f"The stamo checkpoint {c.stamo_path} encodes camera(s) {missing}, which the dataset does not "
+                f"have (cameras: {list(c.image_features)}). Use a stamo checkpoint trained on these cameras, "
+                "or rename the dataset's cameras with `--rename_map`."
+            )
+        for key in self._stamo_config.camera_keys:
+            theirs = (self._stamo_config.input_features or {}).get(key)
+            ours = c.image_features.get(key)
+            if theirs is not None and ours is not None and tuple(theirs.shape) != tuple(ours.shape):
+                raise ValueError(
+                    f"Camera {key!r} is {tuple(ours.shape)} in this dataset but the stamo checkpoint "
+                    f"{c.stamo_path} was trained on {tuple(theirs.shape)} frames. Use a stamo checkpoint "
+                    "trained on frames of this size (or record the dataset at that size)."
+                )
+
+    def _resolve_target_cameras(self) -> list[str]:
+        c = self.config
+        if c.world_model_target == "none":
+            return []
+        if c.targets_from_encoder:
+            available = list(self._stamo_config.camera_keys)
+            source = f"the stamo checkpoint {c.stamo_path}"
+        else:
+            available = [k for k in c.camera_keys if state_key(k) in c.target_features]
+            if not available:
+                raise ValueError(
+                    f"`policy.world_model_target={c.world_model_target}` needs StaMo targets, but the dataset has "
+                    "no StaMo columns and no `policy.stamo_path` is set. Label the dataset with "
+                    "`lerobot-stamo-label`, or set `--policy.stamo_path=<stamo checkpoint>` to encode frames "
+                    "during training, or train the baseline with `--policy.world_model_target=none`."
+                )
+            source = "the dataset's StaMo columns"
+        cameras = list(c.world_model_cameras) if c.world_model_cameras is not None else available
+        if not cameras or any(k not in available for k in cameras):
+            raise ValueError(
+                f"`policy.world_model_cameras`={c.world_model_cameras} must be a non-empty subset of the "
+                f"cameras with StaMo targets in {source}: {available}."
+            )
+        return cameras
+
+    def _target_shape(self) -> tuple[int, int]:
+        c = self.config
+        if c.targets_from_encoder:
+            return self._stamo_config.num_tokens, self._stamo_config.token_dim
+        shape = c.target_features[state_key(self.target_cameras[0])].shape
+        return int(shape[-2]), int(shape[-1])
+
+    def _target_dim(self) -> int:
+        if not self.target_cameras:
+            return 0
+        n, d = self._target_shape()
+        return len(self.target_cameras) * n * d
+
+    def _check_dataset(self, meta: Any) -> None:
+        """Checks the labels' horizon, the episodes' lengths and the tasks against the config."""
+        c = self.config
+        if c.world_model_target != "none" and not c.targets_from_encoder:
+            labels = load_labels(meta.root)
+            k = int(labels["horizon"])
+            if c.future_horizon is not None and c.future_horizon != k:
+                raise ValueError(
+                    f"`policy.future_horizon={c.future_horizon}` but the dataset {meta.root} was labelled with "
+                    f"horizon {k}. Use `--policy.future_horizon={k}`, relabel with `lerobot-stamo-label "
+                    f"--horizon={c.future_horizon}`, or encode online with `--policy.stamo_path`."
+                )
+            c.future_horizon = k
+        if c.world_model_target != "none":
+            lengths = meta.episodes["length"] if meta.episodes is not None else []
+            shortest = min(lengths) if len(lengths) else None
+            if shortest is not None and c.horizon >= shortest:
+                raise ValueError(
+                    f"`policy.future_horizon={c.horizon}` frames is not shorter than the dataset's shortest "
+                    f"episode ({shortest} frames): no frame would have a target. Use a smaller "
+                    "`--policy.future_horizon`."
+                )
+        if c.backbone == "vlm":
+            tasks = list(meta.tasks.index) if getattr(meta, "tasks", None) is not None else []
+            if not tasks or any(not isinstance(t, str) or not t.strip() for t in tasks):
+                raise ValueError(
+                    f"`policy.backbone=vlm` reads the instruction, but the dataset {meta.root} has no task "
+                    f"strings (tasks: {tasks}). Record it with a task (`--task`/`--dataset.single_task`)."
+                )
+
+    def _init_target_stats(self, stats: dict[str, dict[str, Any]]) -> None:
+        """Initialises the target normaliser from the StaMo columns' dataset stats, when present."""
+        column = state_key if self.config.world_model_target == "state" else motion_key
+        keys = [column(k) for k in self.target_cameras]
+        if not all(k in stats and "mean" in stats[k] and "std" in stats[k] for k in keys):
+            return
+        mean = torch.cat([torch.as_tensor(stats[k]["mean"], dtype=torch.float32).flatten() for k in keys])
+        std = torch.cat([torch.as_tensor(stats[k]["std"], dtype=torch.float32).flatten() for k in keys])
+        if mean.numel() == self.model.target_norm.mean.numel():
+            self.model.target_norm.set_stats(mean, std)
+
+    # ------------------------------------------------------------------ LeRobot interface
+    def get_optim_params(self) -> list[dict]:
+        """Two groups: the trunk's pretrained vision part at `optimizer_lr_backbone`, everything else."""
+        vision, rest = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            is_vision = name.startswith("model.trunk.vision.body") or ".vision_model." in name
+            (vision if is_vision else rest).append(p)
+        groups = [{"params": rest}]
+        if vision:
+            groups.append({"params": vision, "lr": self.config.optimizer_lr_backbone})
+        return groups
+
+    def reset(self) -> None:
+        self._queue: deque[Tensor] = deque(maxlen=self.config.n_action_steps)
+
+    def _check_batch(self, batch: dict[str, Tensor], training: bool) -> None:
+        """Clear errors for missing cameras, a wrong state size and non-finite values."""
+        c = self.config
+        missing = [k for k in c.camera_keys if k not in batch]
+        if c.state_dim and OBS_STATE not in batch:
+            missing.append(OBS_STATE)
+        if missing:
+            raise KeyError(
+                f"stamo_vla needs {missing}, missing from the observation (keys: {sorted(batch)}). Give the "
+                "robot/env the cameras the policy was trained on, or map them with `--rename_map`."
+            )
+        if OBS_LANGUAGE_TOKENS not in batch:
+            raise KeyError(
+                "The observation has no instruction tokens: run it through the policy's preprocessor (it "
+                "tokenises `task`), e.g. `make_pre_post_processors(policy.config, pretrained_path=...)`."
+            )
+        if c.state_dim:
+            state = batch[OBS_STATE]
+            if state.shape[-1] != c.state_dim:
+                raise ValueError(
+                    f"`{OBS_STATE}` has {state.shape[-1]} values but the policy was trained with {c.state_dim} "
+                    f"({c.input_features[OBS_STATE]}). Use a robot with the same joints."
+                )
+        for key in [*c.camera_keys, OBS_STATE, ACTION] if training else [OBS_STATE]:
+            value = batch.get(key)
+            if isinstance(value, Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(
+                    f"`{key}` contains NaN or inf values. Check the dataset / robot readings (e.g. "
+                    "`lerobot-dataset-viz`) and drop or repair the frames."
+                )
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
+        """A normalised action chunk (B, chunk_size, action_dim) in one pass; the world-model head is not run."""
+        self.eval()
+        self._check_batch(batch, training=False)
+        return self.model.action_head(self.model.query_states(batch))
+
+    @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
+        """The next action (B, action_dim): pops the queue, refilled with `n_action_steps` of a new chunk."""
+        if not self._queue:
+            chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]
+            self._queue.extend(chunk.transpose(0, 1))  # n_action_steps x (B, action_dim)
+        return self._queue.popleft()
+
+    def _targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Raw world-model targets (B, target_dim) and their validity (B,) from the StaMo columns."""
+        parts = []
+        for key in self.target_cameras:
+            if motion_key(key) not in batch:
+                raise KeyError(
+                    f"The batch has no StaMo motion {motion_key(key)!r} for camera {key!r}: label the dataset "
+                    "with `lerobot-stamo-label`, or set `--policy.stamo_path`."
+                )
+            motion = current_frame(batch[motion_key(key)], 3).float()  # (B, N, D)
+            if self.config.world_model_target == "state":
+                motion = current_frame(batch[state_key(key)], 3).float() + motion  # s(t+k) = s(t) + m
+            parts.append(motion.flatten(1))
+        target = torch.cat(parts, dim=1)
+        valid = batch.get(VALID_KEY)
+        if valid is None:
+            valid = torch.ones(target.shape[0], dtype=torch.bool, device=target.device)
+        valid = current_frame(valid.reshape(valid.shape[0], -1), 1).reshape(-1)[: target.shape[0]].bool()
+        return target, valid
+
+    def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
+        """`lambda_action * L1(actions) + lambda_future * (MSE + L1)(StaMo target)`, each term logged.
+
+        Args:
+            batch: A preprocessed training batch (frames, state, instruction tokens, action chunk, and the
+                StaMo columns when the world-model head is on).
+            reduction: "mean" (scalar loss) or "none" (per-sample loss (B,)).
+        """
+        c = self.config
+        self._check_batch(batch, training=True)
+        actions, future = self.model(batch)  # (B, chunk, A), (B, T) | None
+        pad = batch.get(f"{ACTION}_is_pad")
+        valid_steps = (
+            ~pad
+            if pad is not None
+            else torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
+        )
+        l1 = (actions - batch[ACTION]).abs().mean(-1) * valid_steps  # (B, chunk)
+        action_per_sample = l1.sum(1) / valid_steps.sum(1).clamp_min(1)
+        per_sample = c.lambda_action * action_per_sample
+        info: dict[str, float] = {"action_loss": action_per_sample.mean().item()}
+        if future is not None:
+            raw, valid = self._targets(batch)
+            norm = self.model.target_norm
+            if self.training:
+                norm.update(raw[valid])
+            err = future - norm.normalize(raw)
+            mse, mae = err.square().mean(-1), err.abs().mean(-1)  # (B,)
+            w = valid.float()
+            future_per_sample = (mse + mae) * w
+            per_sample = per_sample + c.lambda_future * future_per_sample
+            n_valid = w.sum().clamp_min(1)
+            info |= {
+                "future_loss": (future_per_sample.sum() / n_valid).item(),
+                "future_mse": ((mse * w).sum() / n_valid).item(),
+                "future_l1": ((mae * w).sum() / n_valid).item(),
+            }
+        loss = per_sample.mean()
+        info["loss"] = loss.item()
+        if reduction == "none":
+            return per_sample, info
+        return loss, info
+
+    # ------------------------------------------------------------------ world model at inference
+    @torch.no_grad()
+    def predict_future(self, batch: dict[str, Tensor], decode: bool = True, **decode_kwargs: Any) -> dict:
+        """What the policy expects to see in `future_horizon` frames: predicted StaMo states (and images).
+
+        Args:
+            batch: A preprocessed observation batch (single frames).
+            decode: Decode the predicted states into images with the `stamo` decoder (needs `stamo_path`).
+            **decode_kwargs: Passed to `StamoPolicy.decode` (e.g. `num_inference_steps`, `generator`).
+
+        Returns:
+            `{"states": {camera: (B, N, D)}, "images": {camera: (B, 3, S, S)}}` (images only when decoded).
+            For `world_model_target=motion` the states are the current states (encoded) plus the motion.
+        """
+        if self.model.future_head is None:
+            raise ValueError(
+                "This policy was trained with `world_model_target=none`: it has no world-model head."
+            )
+        self.eval()
+        self._check_batch(batch, training=False)
+        pred = self.model.target_norm.unnormalize(self.model.future_head(self.model.query_states(batch)))
+        n, d = self._target_shape()
+        pred = pred.view(pred.shape[0], len(self.target_cameras), n, d)
+        stamo = self.stamo_policy() if self.config.stamo_path else None
+        states = {}
+        for i, key in enumerate(self.target_cameras):
+            states[key] = pred[:, i]
+            if self.config.world_model_target == "motion":
+                if stamo is None:
+                    raise ValueError(
+                        "The policy predicts motion; turning it into a future state needs the current state: "
+                        "set `policy.config.stamo_path` to the stamo checkpoint that labelled the dataset."
+                    )
+                states[key] = stamo.encode(current_frame(batch[key], 4)) + pred[:, i]
+        out: dict[str, dict[str, Tensor]] = {"states": states}
+        if decode and stamo is not None:
+            out["images"] = {k: stamo.decode(s, **decode_kwargs) for k, s in states.items()}
+        return out
+
+    # ------------------------------------------------------------------ Hub
+    def generate_model_card(
+        self,
+        dataset_repo_id: str,
+        model_type: str,
+        license: str | None,
+        tags: list[str] | None,
+        cfg: Any | None = None,
+        dataset_meta: Any | None = None,
+    ) -> ModelCard:
+        """A stamo_vla model card: backbone, world-model target, training data and how to use it."""
+        from lerobot.policies.pretrained import _build_card_context
+
+        c = self.config
+        card_data = ModelCardData(
+            license=license or "apache-2.0",
+            library_name="lerobot",
+            pipeline_tag="robotics",
+            tags=sorted(
+                set(tags or []) | {"robotics", "lerobot", "stamo", "stamo_vla", "vla", "world-model"}
+            ),
+            model_name=model_type,
+            datasets=dataset_repo_id,
+        )
+        context = _build_card_context(cfg, dataset_meta, c.input_features, c.output_features)
+        n_params = sum(p.numel() for p in self.parameters())
+        context |= {
+            "dataset_repo_id": dataset_repo_id,
+            "repo_id": c.repo_id or "<user>/<stamo_vla-model>",
+            "backbone": c.backbone,
+            "vision": c.vision if c.backbone == "compact" else c.vlm_path,
+            "world_model_target": c.world_model_target,
+            "future_horizon": c.horizon,
+            "targets_from": "the frozen stamo checkpoint"
+            if c.targets_from_encoder
+            else "the dataset's StaMo columns",
+            "stamo_path": c.stamo_path or "none",
+            "target_cameras": ", ".join(f"`{k}`" for k in self.target_cameras) or "none",
+            "cameras": ", ".join(f"`{k}`" for k in c.camera_keys),
+            "chunk_size": c.chunk_size,
+            "n_action_steps": c.n_action_steps,
+            "num_params": f"{n_params / 1e6:.1f} M",
+            "steps": getattr(cfg, "steps", None),
+            "lambdas": f"{c.lambda_action} / {c.lambda_future}",
+        }
+        template = (
+            files("lerobot_stamo.policies.stamo_vla").joinpath("model_card.md").read_text(encoding="utf-8")
+        )
+        return ModelCard.from_template(card_data, template_str=template, **context)

@@ -1,0 +1,218 @@
+"""`stamo_vla` through LeRobot's own CLIs on datasets the tests record: lerobot-train (labelled columns, online
+encoder targets, `vision=stamo`, a tiny VLM, 2 CPU processes), --resume, --policy.path, lerobot-eval."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import SIM_IMAGE_HW, accelerate_launch
+from safetensors.torch import load_file
+from stamo_testing import CAMERAS, REPO_ROOT, tiny_policy_fields
+from stamo_vla_testing import write_tiny_smolvlm
+
+from lerobot_stamo.transforms.labelling import LabelConfig, LabelDatasetArgs, LabelPolicyArgs, label_dataset
+
+BIN = Path(sys.executable).parent
+SIM_CONFIG = REPO_ROOT / "configs" / "stamo_vla_compact_sim.json"
+# A small compact trunk: the CLI tests check the plumbing, not the learning.
+SMALL = ["--policy.dim_model=32", "--policy.n_heads=4", "--policy.n_layers=1", "--policy.dim_feedforward=64",
+         "--policy.world_model_hidden_dim=32", "--policy.chunk_size=4", "--policy.n_action_steps=2"]  # fmt: skip
+
+
+def run_cli(args: list[str], timeout: int = 400, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "disabled",
+        "MUJOCO_GL": "egl",
+    }
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def train_args(repo_id: str, root: Path, out: Path, steps: int = 2, *extra: str) -> list[str]:
+    return ["lerobot-train", "--policy.type=stamo_vla", "--policy.device=cpu", "--policy.push_to_hub=false",
+            *SMALL, f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", f"--output_dir={out}",
+            f"--steps={steps}", f"--save_freq={steps}", "--log_freq=1", "--batch_size=4", "--num_workers=0",
+            "--wandb.enable=false", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stamo_ckpt(tmp_path_factory, tiny_pretrained) -> Path:
+    """A tiny random `stamo` checkpoint for the simulated arm's two 64x64 cameras."""
+    from lerobot.configs.types import FeatureType, PolicyFeature
+
+    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
+
+    config = StamoConfig(
+        **tiny_policy_fields(),
+        **tiny_pretrained,
+        device="cpu",
+        push_to_hub=False,
+        reconstruction_on_save=False,
+        input_features={
+            k: PolicyFeature(FeatureType.VISUAL, (3, SIM_IMAGE_HW, SIM_IMAGE_HW)) for k in CAMERAS
+        },
+        output_features={},
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("stamo") / "pretrained_model"
+    StamoPolicy(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def labelled_sim(tmp_path_factory, stamo_ckpt, sim_dataset) -> tuple[str, Path]:
+    """The recorded PickCube episodes labelled with StaMo states and motion at horizon 2."""
+    repo_id, root = sim_dataset
+    out = tmp_path_factory.mktemp("labelled") / "so101_pickcube_stamo"
+    label_dataset(
+        LabelConfig(
+            policy=LabelPolicyArgs(path=str(stamo_ckpt)),
+            dataset=LabelDatasetArgs(repo_id=repo_id, root=str(root)),
+            output_dir=str(out),
+            horizon=2,
+            num_workers=0,
+        )
+    )
+    return f"{repo_id}_stamo", out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, labelled_sim) -> Path:
+    """`lerobot-train --config_path=configs/stamo_vla_compact_sim.json` on the labelled dataset, 4 steps."""
+    repo_id, root = labelled_sim
+    out = tmp_path_factory.mktemp("train") / "run"
+    args = train_args(repo_id, root, out, 4, "--save_freq=2")
+    args[1] = f"--config_path={SIM_CONFIG}"  # the ready-made config, with the small trunk on top
+    run_cli(args)
+    return out
+
+
+def test_plugin_discovery_registers_stamo_vla():
+    code = (
+        "from lerobot.utils.import_utils import register_third_party_plugins; register_third_party_plugins(); "
+        "from lerobot.configs import PreTrainedConfig; from lerobot.processor import ProcessorStepRegistry; "
+        "from lerobot.policies.factory import get_policy_class; "
+        "assert 'stamo_vla' in PreTrainedConfig.get_known_choices(); "
+        "assert get_policy_class('stamo_vla').__name__ == 'StamoVLAPolicy'; "
+        "ProcessorStepRegistry.get('stamo_vla_image_processor'); ProcessorStepRegistry.get('stamo_vla_byte_tokenizer'); "
+        "print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_train_with_labelled_columns(trained):
+    pretrained = trained / "checkpoints" / "last" / "pretrained_model"
+    config = json.loads((pretrained / "config.json").read_text())
+    assert config["type"] == "stamo_vla" and config["world_model_target"] == "state"
+    assert config["future_horizon"] == 2  # taken from the labels
+    assert not any(k.startswith("observation.stamo") for k in config["input_features"])
+    assert set(config["target_features"]) >= {
+        "observation.stamo_state.front",
+        "observation.stamo_motion.wrist",
+    }
+    weights = load_file(pretrained / "model.safetensors")
+    assert any(k.startswith("model.future_head") for k in weights)
+    assert bool(weights["model.target_norm.fixed"])  # normalised with the labelled columns' dataset stats
+    train_config = json.loads((pretrained / "train_config.json").read_text())
+    assert train_config["batch_size"] == 4
+
+
+@pytest.mark.slow
+def test_resume_and_policy_path(trained, labelled_sim, tmp_path):
+    config_path = trained / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+    before = load_file(trained / "checkpoints" / "000004" / "pretrained_model" / "model.safetensors")
+    proc = run_cli(["lerobot-train", f"--config_path={config_path}", "--resume=true", "--steps=6"])
+    assert "Resuming" in proc.stdout + proc.stderr
+    after = load_file(trained / "checkpoints" / "000006" / "pretrained_model" / "model.safetensors")
+    assert not torch.equal(before["model.action_head.out.1.weight"], after["model.action_head.out.1.weight"])
+
+    repo_id, root = labelled_sim
+    pretrained = trained / "checkpoints" / "000004" / "pretrained_model"
+    run_cli(["lerobot-train", f"--policy.path={pretrained}", "--policy.push_to_hub=false",
+             f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", f"--output_dir={tmp_path / 'ft'}",
+             "--steps=1", "--save_freq=1", "--batch_size=2", "--num_workers=0", "--wandb.enable=false"])  # fmt: skip
+    assert (tmp_path / "ft" / "checkpoints" / "000001" / "pretrained_model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_lerobot_eval_on_the_simulated_arm(trained, tmp_path):
+    pretrained = trained / "checkpoints" / "last" / "pretrained_model"
+    out = tmp_path / "eval"
+    run_cli(["lerobot-eval", f"--policy.path={pretrained}", "--env.type=stamo_so101", "--env.task=PickCube",
+             f"--env.observation_height={SIM_IMAGE_HW}", f"--env.observation_width={SIM_IMAGE_HW}",
+             "--eval.n_episodes=1", "--eval.batch_size=1", "--eval.use_async_envs=false", "--policy.device=cpu",
+             f"--output_dir={out}"])  # fmt: skip
+    overall = json.loads((out / "eval_info.json").read_text())["overall"]
+    assert overall["n_episodes"] == 1 and 0.0 <= overall["pc_success"] <= 100.0
+
+
+@pytest.mark.slow
+def test_train_with_encoder_targets_and_stamo_vision(sim_dataset, stamo_ckpt, tmp_path):
+    """No labels: frames t and t+k are encoded by the frozen stamo in the preprocessor; and `vision=stamo`."""
+    repo_id, root = sim_dataset
+    out = tmp_path / "online"
+    run_cli(
+        train_args(repo_id, root, out, 2, f"--policy.stamo_path={stamo_ckpt}", "--policy.future_horizon=3")
+    )
+    pretrained = out / "checkpoints" / "last" / "pretrained_model"
+    config = json.loads((pretrained / "config.json").read_text())
+    assert config["stamo_path"] == str(stamo_ckpt) and config["target_features"] == {}
+    pre = json.loads((pretrained / "policy_preprocessor.json").read_text())
+    assert "stamo_pseudo_action" in [s.get("registry_name") for s in pre["steps"]]
+    weights = load_file(pretrained / "model.safetensors")
+    assert not bool(weights["model.target_norm.fixed"]) and weights["model.target_norm.count"] > 0  # running
+
+    out2 = tmp_path / "stamo_vision"
+    run_cli(train_args(repo_id, root, out2, 2, f"--policy.stamo_path={stamo_ckpt}", "--policy.vision=stamo",
+                       "--policy.world_model_target=motion"))  # fmt: skip
+    weights = load_file(out2 / "checkpoints" / "last" / "pretrained_model" / "model.safetensors")
+    assert "model.trunk.vision.proj.weight" in weights
+    assert not any(k.startswith("model.trunk.vision._encoder") or "compressor" in k for k in weights)
+
+
+@pytest.mark.slow
+def test_train_tiny_vlm(sim_dataset, tmp_path):
+    repo_id, root = sim_dataset
+    vlm = write_tiny_smolvlm(tmp_path / "tiny_smolvlm")
+    out = tmp_path / "vlm"
+    run_cli(train_args(repo_id, root, out, 2, "--policy.backbone=vlm", f"--policy.vlm_path={vlm}",
+                       "--policy.vlm_dtype=float32", "--policy.vlm_num_layers=null", "--policy.world_model_target=none"))  # fmt: skip
+    pretrained = out / "checkpoints" / "last" / "pretrained_model"
+    pre = json.loads((pretrained / "policy_preprocessor.json").read_text())
+    tok = next(s for s in pre["steps"] if s.get("registry_name") == "tokenizer_processor")
+    assert tok["config"]["tokenizer_name"] == str(vlm)
+    weights = load_file(pretrained / "model.safetensors")
+    assert any("lora_A" in k for k in weights)
+
+
+@pytest.mark.slow
+def test_accelerate_two_cpu_processes(labelled_sim, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU (gloo): two ranks train and exit in time."""
+    repo_id, root = labelled_sim
+    out = tmp_path / "ddp"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    args = train_args(repo_id, root, out, 2)[1:]
+    proc = subprocess.Popen([*accelerate_launch(2), "-m", "lerobot.scripts.lerobot_train", *args], cwd=REPO_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        log, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        log, _ = proc.communicate()
+        pytest.fail(f"accelerate run did not exit within 300 s:\n{log[-4000:]}")
+    assert proc.returncode == 0, log[-6000:]
+    assert "Effective batch size: 4 x 2 = 8" in log  # world size 2: two ranks ran
+    assert (out / "checkpoints" / "000002" / "pretrained_model" / "model.safetensors").is_file()
