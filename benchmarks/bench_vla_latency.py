@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -645,103 +646,108 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
+def vlm_comparisons(args: argparse.Namespace, device: torch.device, tmp: Path, notes: list[str]) -> dict:
+    """2: the tiny test SmolVLM, then (unless skipped) the SmolVLM2-500M architecture with random weights."""
+    out: dict[str, Any] = {}
+    tiny_dir = tiny_smolvlm_writer()(tmp / "tiny_smolvlm")
+    out["vlm_tiny"] = vlm_vs_smolvla(device, tiny_dir, args.dtype, args.reps, WARMUP_ROUNDS)
+    print_ratio(
+        "vlm tiny: stamo_vla / SmolVLA per chunk",
+        out["vlm_tiny"]["stamo_vla_vs_smolvla"]["predict_action_chunk"],
+    )
+    if args.skip_vlm500m:
+        notes.append("The SmolVLM2-500M-size comparison was skipped (--skip_vlm500m).")
+        out["vlm_500m"] = None
+        return out
+    reps = args.reps_vlm500m or (3 if device.type == "cpu" else args.reps)
+    print(f"writing a random SmolVLM2-500M-architecture model; {reps} timed rounds", flush=True)
+    big_dir = tmp / "smolvlm2_500m_random"
+    written = write_smolvlm2_500m(big_dir, tiny_dir)
+    big = vlm_vs_smolvla(device, big_dir, args.dtype, reps, warmup=1) | {"model": written}
+    out["vlm_500m"] = big
+    print_ratio(
+        "vlm 500M: stamo_vla / SmolVLA per chunk", big["stamo_vla_vs_smolvla"]["predict_action_chunk"]
+    )
+    if reps < args.reps:
+        notes.append(
+            f"SmolVLM2-500M size: {reps} timed rounds after 1 warm-up round (a chunk takes seconds on this "
+            f"{device.type}), not {args.reps}."
+        )
+    notes.append(
+        f"SmolVLM2-500M size: the published architecture ({written['params'] / 1e6:.0f} M parameters) with random "
+        f"weights, saved in bfloat16 like the Hub repo. The tokenizer is the tiny test one "
+        f"({written['tokenizer_vocab']} tokens; the embedding keeps its {written['embedding_rows']} rows): the "
+        f"instruction is {big['instruction_tokens']} tokens here, the real tokenizer splits it differently."
+    )
+    return out
+
+
+def print_ratio(label: str, r: dict[str, float]) -> None:
+    print(f"{label}: {r['of_medians']:.4f}x (paired {r['paired_median']:.4f}x)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's default)"
-    )
-    parser.add_argument("--reps", type=int, default=20, help="timed rounds of each comparison")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--reps", type=int, default=30, help="timed rounds of each comparison")
     parser.add_argument(
         "--reps_vlm500m",
         type=int,
         default=None,
-        help="timed rounds at the 500M size (default: 3 on CPU, --reps on GPU)",
+        help="timed rounds at the 500M size (default: 3 on CPU, else --reps)",
     )
     parser.add_argument("--skip_vlm500m", action="store_true", help="skip the SmolVLM2-500M-size comparison")
     parser.add_argument(
         "--dtype", default="float32", choices=["float32", "bfloat16"], help="dtype of the VLMs"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS / "vla_latency.json")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS / "vla_latency.json", help=".json; .md beside it"
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    started, t0 = datetime.now(UTC), time.perf_counter()
+    t0 = time.perf_counter()
     notes: list[str] = []
     result: dict[str, Any] = {
-        "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "started_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["python", *sys.argv]),
         "environment": environment(device),
         "reps": args.reps,
         "warmup_rounds": WARMUP_ROUNDS,
+        "dtype_vlm": args.dtype,
         "notes": notes,
     }
     print(f"device {device}, {torch.get_num_threads()} thread(s), torch {torch.__version__}", flush=True)
 
-    result["compact"] = compact_vs_act(device, args.reps)
-    c = result["compact"]
-    print(
-        "compact: world-model overhead {:.4f}x (chunk), {:.4f}x (cycle); vs ACT {:.3f}x per chunk, {:.3f}x per action".format(
-            c["world_model_overhead"]["predict_action_chunk"]["of_medians"],
-            c["world_model_overhead"]["select_action_cycle"]["of_medians"],
-            c["vs_act"]["predict_action_chunk"]["of_medians"],
-            c["vs_act"]["select_action_per_action"]["of_medians"],
-        ),
-        flush=True,
+    result["compact"] = c = compact_vs_act(device, args.reps)
+    print_ratio(
+        "compact: world model / none, predict_action_chunk", c["world_model_overhead"]["predict_action_chunk"]
     )
-
+    print_ratio(
+        "compact: world model / none, select_action cycle", c["world_model_overhead"]["select_action_cycle"]
+    )
+    print_ratio("compact: stamo_vla / ACT per chunk", c["vs_act"]["predict_action_chunk"])
+    print_ratio("compact: stamo_vla / ACT per action", c["vs_act"]["select_action_per_action"])
     with tempfile.TemporaryDirectory(prefix="bench_vla_latency_") as tmp:
-        tmp = Path(tmp)
-        tiny_dir = tiny_smolvlm_writer()(tmp / "tiny_smolvlm")
-        result["vlm_tiny"] = vlm_vs_smolvla(device, tiny_dir, args.dtype, args.reps, WARMUP_ROUNDS)
-        print(
-            f"vlm tiny: stamo_vla / SmolVLA {result['vlm_tiny']['stamo_vla_vs_smolvla']['predict_action_chunk']['of_medians']:.3f}x per chunk",
-            flush=True,
-        )
-        if args.skip_vlm500m:
-            result["vlm_500m"] = None
-            notes.append("The SmolVLM2-500M-size comparison was skipped (--skip_vlm500m).")
-        else:
-            reps = args.reps_vlm500m or (3 if device.type == "cpu" else args.reps)
-            print(f"writing a random SmolVLM2-500M-architecture model (reps {reps}) ...", flush=True)
-            big_dir = tmp / "smolvlm2_500m_random"
-            written = write_smolvlm2_500m(big_dir, tiny_dir)
-            result["vlm_500m"] = vlm_vs_smolvla(device, big_dir, args.dtype, reps, warmup=1) | {
-                "model": written
-            }
-            print(
-                f"vlm 500M: stamo_vla / SmolVLA {result['vlm_500m']['stamo_vla_vs_smolvla']['predict_action_chunk']['of_medians']:.3f}x per chunk",
-                flush=True,
-            )
-            if reps < args.reps:
-                notes.append(
-                    f"SmolVLM2-500M size: {reps} timed rounds after 1 warm-up round (each chunk takes seconds on "
-                    f"this {device.type}), not {args.reps}."
-                )
-            notes.append(
-                f"SmolVLM2-500M size: the published architecture ({written['params'] / 1e6:.0f} M parameters) with "
-                f"random weights, saved in bfloat16; the tokenizer is the tiny test one ({written['tokenizer_vocab']} "
-                f"tokens; the embedding keeps its {written['embedding_rows']} rows): the instruction is "
-                f"{result['vlm_500m']['instruction_tokens']} tokens here, the real tokenizer splits it differently."
-            )
-        result["train"] = train_overhead(device, args.reps, tmp)
-    print(
-        f"train: labels {result['train']['overhead_labels']['of_medians']:.3f}x, "
-        f"encoder {result['train']['overhead_encoder']['of_medians']:.3f}x vs none",
-        flush=True,
-    )
+        result |= vlm_comparisons(args, device, Path(tmp), notes)
+        result["train"] = t = train_overhead(device, args.reps, Path(tmp))
+    print_ratio("train step: labelled targets / none", t["overhead_labels"])
+    print_ratio("train step: encoder targets / none", t["overhead_encoder"])
+
     notes.append(
-        "Training with encoder targets: the tiny random stamo encoder (64 px DINOv2 with 2 layers) encodes frames t "
-        "and t+1 of both cameras inside the step; a real DINOv2-base encoder costs far more (label offline then)."
+        "Training with encoder targets: a tiny random stamo encoder (2-layer DINOv2 at 64 px) encodes frames t and "
+        "t+1 of both cameras inside the step; a real DINOv2-base encoder costs far more (label offline then)."
     )
     if args.dtype == "float32":
         notes.append(
-            "VLMs in float32 (SmolVLA loads its VLM in bfloat16; it was cast to float32 for the comparison)."
+            "VLMs in float32: SmolVLA loads its VLM in bfloat16 and was cast to float32 after loading."
         )
+    result["environment"]["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["run_time_s"] = time.perf_counter() - t0
 
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -77,3 +77,51 @@ def square_batch() -> dict[str, torch.Tensor]:
         frames = [square_frame(t, (200, 50 + 60 * c, 40)) for t in (0.0, 0.3, 0.6, 1.0)]
         batch[key] = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
     return batch
+
+
+@pytest.fixture(scope="session")
+def stamo_ckpt(tmp_path_factory, tiny_pretrained):
+    """A tiny random `stamo` checkpoint folder for the simulated arm's two 64x64 cameras."""
+    from cli_helpers import SIM_IMAGE_HW
+
+    from lerobot_stamo.policies.stamo import StamoPolicy
+
+    config = StamoConfig(
+        **tiny_policy_fields(),
+        **tiny_pretrained,
+        device="cpu",
+        push_to_hub=False,
+        reconstruction_on_save=False,
+        input_features={
+            k: PolicyFeature(FeatureType.VISUAL, (3, SIM_IMAGE_HW, SIM_IMAGE_HW)) for k in CAMERAS
+        },
+        output_features={},
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("stamo") / "pretrained_model"
+    StamoPolicy(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def labelled_sim(tmp_path_factory, stamo_ckpt, sim_dataset):
+    """(repo_id, root): the recorded PickCube episodes labelled with StaMo states and motion at horizon 2."""
+    from lerobot_stamo.transforms.labelling import (
+        LabelConfig,
+        LabelDatasetArgs,
+        LabelPolicyArgs,
+        label_dataset,
+    )
+
+    repo_id, root = sim_dataset
+    out = tmp_path_factory.mktemp("labelled") / "so101_pickcube_stamo"
+    label_dataset(
+        LabelConfig(
+            policy=LabelPolicyArgs(path=str(stamo_ckpt)),
+            dataset=LabelDatasetArgs(repo_id=repo_id, root=str(root)),
+            output_dir=str(out),
+            horizon=2,
+            num_workers=0,
+        )
+    )
+    return f"{repo_id}_stamo", out

@@ -11,10 +11,8 @@ import pytest
 import torch
 from cli_helpers import SIM_IMAGE_HW, accelerate_launch
 from safetensors.torch import load_file
-from stamo_testing import CAMERAS, REPO_ROOT, tiny_policy_fields
+from stamo_testing import REPO_ROOT
 from stamo_vla_testing import write_tiny_smolvlm
-
-from lerobot_stamo.transforms.labelling import LabelConfig, LabelDatasetArgs, LabelPolicyArgs, label_dataset
 
 BIN = Path(sys.executable).parent
 SIM_CONFIG = REPO_ROOT / "configs" / "stamo_vla_compact_sim.json"
@@ -43,47 +41,6 @@ def train_args(repo_id: str, root: Path, out: Path, steps: int = 2, *extra: str)
             *SMALL, f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", f"--output_dir={out}",
             f"--steps={steps}", f"--save_freq={steps}", "--log_freq=1", "--batch_size=4", "--num_workers=0",
             "--wandb.enable=false", *extra]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def stamo_ckpt(tmp_path_factory, tiny_pretrained) -> Path:
-    """A tiny random `stamo` checkpoint for the simulated arm's two 64x64 cameras."""
-    from lerobot.configs.types import FeatureType, PolicyFeature
-
-    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
-
-    config = StamoConfig(
-        **tiny_policy_fields(),
-        **tiny_pretrained,
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={
-            k: PolicyFeature(FeatureType.VISUAL, (3, SIM_IMAGE_HW, SIM_IMAGE_HW)) for k in CAMERAS
-        },
-        output_features={},
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("stamo") / "pretrained_model"
-    StamoPolicy(config).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def labelled_sim(tmp_path_factory, stamo_ckpt, sim_dataset) -> tuple[str, Path]:
-    """The recorded PickCube episodes labelled with StaMo states and motion at horizon 2."""
-    repo_id, root = sim_dataset
-    out = tmp_path_factory.mktemp("labelled") / "so101_pickcube_stamo"
-    label_dataset(
-        LabelConfig(
-            policy=LabelPolicyArgs(path=str(stamo_ckpt)),
-            dataset=LabelDatasetArgs(repo_id=repo_id, root=str(root)),
-            output_dir=str(out),
-            horizon=2,
-            num_workers=0,
-        )
-    )
-    return f"{repo_id}_stamo", out
 
 
 @pytest.fixture(scope="module")
