@@ -285,3 +285,33 @@ def test_error_bad_config_values():
         tiny_config(vision="stamo")
     with pytest.raises(ValueError, match="n_action_steps"):
         tiny_config(n_action_steps=10)
+
+
+def test_push_model_to_hub_uploads_weights_and_card():
+    """LeRobot's push_model_to_hub (mocked HfApi) with the stamo_vla model card: backbone, target, data."""
+    from unittest.mock import MagicMock, patch
+
+    from lerobot.configs.default import DatasetConfig
+    from lerobot.configs.train import TrainPipelineConfig
+
+    policy = make_policy(repo_id="someone/stamo-vla-tiny")
+    cfg = TrainPipelineConfig(dataset=DatasetConfig(repo_id="someone/pickcube"), policy=policy.config, steps=10)
+    uploaded: dict[str, str] = {}
+
+    def fake_upload_folder(*, folder_path, allow_patterns, **kwargs):
+        for path in Path(folder_path).rglob("*"):
+            if path.is_file() and any(path.match(p) for p in allow_patterns):
+                uploaded[path.name] = path.read_text() if path.suffix in (".md", ".json") else "<binary>"
+        return MagicMock(repo_url=MagicMock(url="https://huggingface.co/someone/stamo-vla-tiny"))
+
+    with patch("lerobot.policies.pretrained.HfApi") as api_cls:
+        api = api_cls.return_value
+        api.create_repo.return_value = MagicMock(repo_id="someone/stamo-vla-tiny")
+        api.upload_folder.side_effect = fake_upload_folder
+        policy.push_model_to_hub(cfg)
+    assert {"config.json", "model.safetensors", "train_config.json", "README.md"} <= set(uploaded)
+    card = uploaded["README.md"]
+    for text in ("stamo_vla", "Trunk: `compact` (vision: `resnet18`)", "World-model target: `state`",
+                 "someone/pickcube", "Steps: 10", "--policy.path=someone/stamo-vla-tiny", "dataset's StaMo columns"):  # fmt: skip
+        assert text in card, text
+    assert "library_name: lerobot" in card and "- world-model" in card
