@@ -13,10 +13,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).parent))
+from lerobot.utils.constants import ACTION  # noqa: E402
 from stamo_testing import REPO_ROOT  # noqa: E402
 from test_stamo_vla_model import make_policy, raw_batch  # noqa: E402
-
-from lerobot.utils.constants import ACTION  # noqa: E402
 
 ARTIFACT = REPO_ROOT / "tests" / "artifacts" / "stamo_vla_tiny_golden.safetensors"
 
@@ -47,7 +46,9 @@ def test_golden_values():
     actual = golden_values()
     assert set(actual) == set(expected)
     for key, value in expected.items():
-        torch.testing.assert_close(actual[key], value, rtol=1e-4, atol=1e-5, msg=f"golden value {key!r} changed")
+        torch.testing.assert_close(
+            actual[key], value, rtol=1e-4, atol=1e-5, msg=f"golden value {key!r} changed"
+        )
 
 
 if __name__ == "__main__":

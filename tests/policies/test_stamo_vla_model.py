@@ -295,7 +295,9 @@ def test_push_model_to_hub_uploads_weights_and_card():
     from lerobot.configs.train import TrainPipelineConfig
 
     policy = make_policy(repo_id="someone/stamo-vla-tiny")
-    cfg = TrainPipelineConfig(dataset=DatasetConfig(repo_id="someone/pickcube"), policy=policy.config, steps=10)
+    cfg = TrainPipelineConfig(
+        dataset=DatasetConfig(repo_id="someone/pickcube"), policy=policy.config, steps=10
+    )
     uploaded: dict[str, str] = {}
 
     def fake_upload_folder(*, folder_path, allow_patterns, **kwargs):

@@ -470,16 +470,23 @@ class StamoVLAPolicy(PreTrainedPolicy):
 
     # ------------------------------------------------------------------ LeRobot interface
     def get_optim_params(self) -> list[dict]:
-        """Two groups: the trunk's pretrained vision part at `optimizer_lr_backbone`, everything else."""
-        vision, rest = [], []
+        """Two groups: pretrained trunk parts (ResNet body; VLM vision tower, connector and language model,
+        LoRA adapters excepted) at `optimizer_lr_backbone`, everything else at `optimizer_lr`."""
+        pretrained_prefixes = (
+            "model.trunk.vision.body.",
+            "model.trunk.connector.",
+            "model.trunk.language_model.",
+        )
+        if self.config.backbone == "vlm":
+            pretrained_prefixes += ("model.trunk.vision.",)
+        backbone, rest = [], []
         for name, p in self.named_parameters():
-            if not p.requires_grad:
-                continue
-            is_vision = name.startswith("model.trunk.vision.body") or ".vision_model." in name
-            (vision if is_vision else rest).append(p)
+            if p.requires_grad:
+                is_pretrained = name.startswith(pretrained_prefixes) and "lora_" not in name
+                (backbone if is_pretrained else rest).append(p)
         groups = [{"params": rest}]
-        if vision:
-            groups.append({"params": vision, "lr": self.config.optimizer_lr_backbone})
+        if backbone:
+            groups.append({"params": backbone, "lr": self.config.optimizer_lr_backbone})
         return groups
 
     def reset(self) -> None:
@@ -548,7 +555,7 @@ class StamoVLAPolicy(PreTrainedPolicy):
         valid = batch.get(VALID_KEY)
         if valid is None:
             valid = torch.ones(target.shape[0], dtype=torch.bool, device=target.device)
-        valid = current_frame(valid.reshape(valid.shape[0], -1), 1).reshape(-1)[: target.shape[0]].bool()
+        valid = valid.reshape(valid.shape[0], -1)[:, 0].bool()  # (B,) or (B, 1) -> (B,)
         return target, valid
 
     def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
