@@ -173,3 +173,17 @@ def test_accelerate_two_cpu_processes(labelled_sim, tmp_path):
     assert proc.returncode == 0, log[-6000:]
     assert "Effective batch size: 4 x 2 = 8" in log  # world size 2: two ranks ran
     assert (out / "checkpoints" / "000002" / "pretrained_model" / "model.safetensors").is_file()
+
+
+def test_config_error_is_visible_under_lerobot_train(labelled_sim):
+    """draccus swallows config errors ("Couldn't instantiate class"): ours is still printed, with the fix."""
+    repo_id, root = labelled_sim
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(BIN / "lerobot-train"), "--policy.type=stamo_vla", "--policy.vision=stamo", "--policy.push_to_hub=false",
+         f"--dataset.repo_id={repo_id}", f"--dataset.root={root}"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "`policy.vision=stamo` reads the states of a frozen stamo checkpoint" in proc.stderr
+    assert "--policy.stamo_path=" in proc.stderr

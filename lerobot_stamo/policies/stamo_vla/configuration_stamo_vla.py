@@ -1,5 +1,6 @@
 """Configuration of the `stamo_vla` policy: a chunked actor with StaMo's world-model head."""
 
+import logging
 from dataclasses import dataclass, field
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
@@ -117,6 +118,15 @@ class StamoVLAConfig(PreTrainedConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        try:
+            self._check_values()
+        except ValueError as err:
+            # draccus (`lerobot-train --policy.x=...`) replaces this message with "Couldn't instantiate class
+            # StamoVLAConfig": log it so that the user sees what is wrong and how to fix it.
+            logging.getLogger(__name__).error(str(err))
+            raise
+
+    def _check_values(self) -> None:
         for name, value, choices in (
             ("backbone", self.backbone, BACKBONES),
             ("vision", self.vision, VISIONS),
