@@ -1,4 +1,4 @@
-"""Pictures of datasets: a contact sheet of recorded episodes."""
+"""Pictures of datasets and rollouts: a contact sheet of recorded episodes, an evaluation video as a GIF."""
 
 from __future__ import annotations
 
@@ -67,3 +67,39 @@ def contact_sheet(
     plt.close(fig)
     logger.info("Wrote %s", output_path)
     return output_path
+
+
+def video_to_gif(video_path: str | Path, gif_path: str | Path, max_frames: int = 50) -> Path:
+    """Converts a video (e.g. an episode `lerobot-eval` rendered) into a looping GIF.
+
+    The frames are decoded with imageio's pyav plugin and subsampled evenly to at most `max_frames`; each
+    GIF frame lasts as long as the video frames it stands for, so the GIF plays in real time.
+
+    Args:
+        video_path: The video file (MP4 or anything PyAV decodes).
+        gif_path: Where to write the GIF (parent folders are created).
+        max_frames: Most frames kept.
+
+    Returns:
+        The path of the written GIF.
+
+    Raises:
+        FileNotFoundError: If `video_path` does not exist.
+        ValueError: If the video has no frames.
+    """
+    import imageio.v3 as iio
+
+    video_path, gif_path = Path(video_path), Path(gif_path)
+    if not video_path.is_file():
+        raise FileNotFoundError(f"Video {video_path} not found.")
+    fps = float(iio.immeta(video_path, plugin="pyav").get("fps") or 10.0)
+    frames = iio.imread(video_path, plugin="pyav")  # (T, H, W, 3) uint8
+    if len(frames) == 0:
+        raise ValueError(f"Video {video_path} has no frames.")
+    step = -(-len(frames) // max(1, max_frames))  # ceil: keep at most max_frames
+    kept = frames[::step]
+    gif_path.parent.mkdir(parents=True, exist_ok=True)
+    # Pillow's GIF writer takes the frame duration in milliseconds.
+    iio.imwrite(gif_path, kept, extension=".gif", duration=1000.0 * step / fps, loop=0)
+    logger.info("Wrote %s (%d of %d frames of %s)", gif_path, len(kept), len(frames), video_path)
+    return gif_path

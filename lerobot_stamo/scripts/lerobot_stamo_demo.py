@@ -11,13 +11,22 @@
 4. Label the unlabelled video with StaMo states and latent motion (`lerobot-stamo-label`) and print
    the linear-probe table of the robot dataset (`lerobot-stamo-probe`: StaMo state difference vs
    backbone-feature and pixel differences as predictors of the actions).
+5. `stamo_vla`: label the robot dataset too (`lerobot-stamo-label --horizon=<vla_horizon>`), train the
+   compact `stamo_vla` with its world-model head on the StaMo state s(t+k) (LeRobot's `lerobot-train
+   --config_path=configs/stamo_vla_compact_sim.json`, targets from the labels, frames resized to
+   `vla_image_size`), evaluate it on the simulated arm with `lerobot-eval --env.type=stamo_so101` and
+   print its success rate (a smoke run: the 50-episode benchmark is benchmarks/results/vla_success.md),
+   write a GIF of the first evaluated episode and a PNG of the policy's predicted futures (decoded by the
+   tiny stamo) next to the frames that actually followed.
 
 Everything lands in ``--output_dir`` (default ``outputs/demo``); re-running replaces the demo's own
-outputs. Run it from the repository root (it reads ``configs/stamo_tiny.json``).
+outputs. Run it from the repository root (it reads ``configs/stamo_tiny.json`` and
+``configs/stamo_vla_compact_sim.json``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -29,7 +38,7 @@ from pathlib import Path
 import draccus
 
 from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
-from lerobot_stamo.visualization import contact_sheet
+from lerobot_stamo.visualization import contact_sheet, video_to_gif
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,12 @@ class DemoConfig:
     fit_vae_steps: int = 1500
     train_steps: int = 2000
     tiny_config: Path = Path("configs/stamo_tiny.json")
+    # stamo_vla on the labelled robot dataset (0 training steps skips labelling, training and evaluation).
+    vla_config: Path = Path("configs/stamo_vla_compact_sim.json")
+    vla_horizon: int = 5  # k: the world-model head predicts the StaMo state s(t+k)
+    vla_train_steps: int = 300
+    vla_image_size: int = 96  # frames are resized to this (cheap on a CPU)
+    vla_eval_episodes: int = 3
 
 
 def _run(cmd: list[str]) -> None:
@@ -145,6 +160,126 @@ def train_tiny_stamo(cfg: DemoConfig, repo_id: str, root: Path) -> dict[str, Pat
     }
 
 
+def train_and_eval_stamo_vla(
+    cfg: DemoConfig, checkpoint: Path, repo_id: str, root: Path
+) -> tuple[dict[str, Path], str]:
+    """Label the robot dataset -> `lerobot-train` stamo_vla -> `lerobot-eval` -> GIF and predicted futures.
+
+    Returns:
+        The written paths, and the success line to print.
+    """
+    if not cfg.vla_config.exists():
+        raise FileNotFoundError(
+            f"{cfg.vla_config} not found: run the demo from the repository root or pass --vla_config."
+        )
+    out = Path(cfg.output_dir)
+    labelled = out / "data" / "so101_pickcube_stamo"
+    labelled_repo_id = f"{repo_id}_stamo"
+    _run(
+        [
+            "lerobot-stamo-label",
+            f"--policy.path={checkpoint}",
+            f"--dataset.repo_id={repo_id}",
+            f"--dataset.root={root}",
+            "--dataset.video_backend=pyav",
+            f"--horizon={cfg.vla_horizon}",
+            f"--repo_id={labelled_repo_id}",
+            f"--output_dir={labelled}",
+            "--overwrite=true",
+        ]
+    )
+
+    train_dir = out / "train_stamo_vla"
+    if train_dir.exists():
+        shutil.rmtree(train_dir)
+    steps = cfg.vla_train_steps
+    _run(
+        [
+            "lerobot-train",
+            f"--config_path={cfg.vla_config}",
+            "--policy.world_model_target=state",
+            "--policy.world_model_targets_from=labels",
+            f"--policy.future_horizon={cfg.vla_horizon}",
+            # Only decodes predicted futures into images (the targets are the labelled columns).
+            f"--policy.stamo_path={Path(checkpoint).resolve()}",
+            f"--policy.resize_images=[{cfg.vla_image_size},{cfg.vla_image_size}]",
+            "--policy.device=cpu",
+            f"--dataset.repo_id={labelled_repo_id}",
+            f"--dataset.root={labelled}",
+            "--dataset.video_backend=pyav",
+            f"--steps={steps}",
+            f"--save_freq={steps}",
+            f"--log_freq={max(1, min(50, steps // 10))}",
+            f"--seed={cfg.seed}",
+            "--wandb.enable=false",
+            f"--output_dir={train_dir}",
+        ]
+    )
+    vla_checkpoint = train_dir / "checkpoints" / "last" / "pretrained_model"
+
+    eval_dir = out / "eval_stamo_vla"
+    if eval_dir.exists():
+        shutil.rmtree(eval_dir)
+    _run(
+        [
+            "lerobot-eval",
+            f"--policy.path={vla_checkpoint}",
+            "--env.type=stamo_so101",
+            "--env.task=PickCube",
+            f"--env.observation_height={cfg.observation_height}",
+            f"--env.observation_width={cfg.observation_width}",
+            f"--eval.n_episodes={cfg.vla_eval_episodes}",
+            "--eval.batch_size=1",
+            "--eval.use_async_envs=false",
+            "--policy.device=cpu",
+            f"--output_dir={eval_dir}",
+        ]
+    )
+    info = json.loads((eval_dir / "eval_info.json").read_text())
+    successes = [bool(s) for task in info["per_task"] for s in task["metrics"]["successes"]]
+    n, n_success = len(successes), sum(successes)
+    episodes = f"{n} episode" + ("s" if n != 1 else "")
+    success = (
+        f"stamo_vla success on PickCube: {n_success}/{n} ({100 * n_success / max(n, 1):.0f}%) over {episodes}. "
+        f"A smoke run ({steps} CPU training steps), not a measurement: the 50-episode benchmark is "
+        "benchmarks/results/vla_success.md."
+    )
+    videos = [p for task in info["per_task"] for p in task["metrics"].get("video_paths", [])]
+    if not videos:
+        raise RuntimeError(
+            f"lerobot-eval rendered no episode video: no `video_paths` in {eval_dir / 'eval_info.json'}."
+        )
+    gif = video_to_gif(videos[0], eval_dir / "episode_0.gif")
+    future = write_predicted_future(
+        vla_checkpoint, labelled_repo_id, labelled, eval_dir / "predicted_future.png"
+    )
+    written = {
+        "labelled_robot_dataset": labelled,
+        "stamo_vla_checkpoint": vla_checkpoint,
+        "stamo_vla_eval": eval_dir / "eval_info.json",
+        "stamo_vla_episode_gif": gif,
+        "stamo_vla_predicted_future": future,
+    }
+    return written, success
+
+
+def write_predicted_future(checkpoint: Path, repo_id: str, root: Path, out_png: Path) -> Path:
+    """Decodes the trained stamo_vla's predicted futures on the first episode of its training dataset."""
+    import torch
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.policies.factory import make_pre_post_processors
+
+    import lerobot_stamo  # noqa: F401  (registers stamo_vla and its processor steps)
+    from lerobot_stamo.policies.stamo_vla import StamoVLAPolicy
+    from lerobot_stamo.policies.stamo_vla.visualize import write_future_strip
+
+    torch.set_num_threads(1)
+    policy = StamoVLAPolicy.from_pretrained(checkpoint)
+    preprocessor, _ = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint))
+    dataset = LeRobotDataset(repo_id, root=root, video_backend="pyav")
+    return write_future_strip(policy, preprocessor, dataset, episode=0, out_png=out_png)
+
+
 def run_demo(cfg: DemoConfig) -> dict[str, Path]:
     """Run the demo; return the paths it wrote."""
     out = Path(cfg.output_dir)
@@ -178,14 +313,23 @@ def run_demo(cfg: DemoConfig) -> dict[str, Path]:
         "robot_contact_sheet": contact_sheet(ROBOT_REPO_ID, robot, out / "pickcube_frames.png"),
         "video_contact_sheet": contact_sheet(VIDEO_REPO_ID, video, out / "pickplace_video_frames.png"),
     }
+    summary = []
     if cfg.train_steps > 0:
         written |= train_tiny_stamo(cfg, ROBOT_REPO_ID, robot)
         written |= label_and_probe(
             cfg, written["stamo_checkpoint"], (ROBOT_REPO_ID, robot), (VIDEO_REPO_ID, video)
         )
+        if cfg.vla_train_steps > 0:
+            vla_written, success = train_and_eval_stamo_vla(
+                cfg, written["stamo_checkpoint"], ROBOT_REPO_ID, robot
+            )
+            written |= vla_written
+            summary.append(success)
     print("Demo outputs:")
     for name, path in written.items():
-        print(f"  {name:22s} {path}")
+        print(f"  {name:26s} {path}")
+    for line in summary:
+        print(line)
     return written
 
 

@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 from lerobot.utils.constants import ACTION
 from lerobot.utils.feature_utils import dataset_to_policy_features
@@ -160,3 +161,16 @@ def test_error_vlm_without_tasks(labelled_sim):
     )
     with pytest.raises(ValueError, match="no task strings"):
         StamoVLAPolicy(config, dataset_meta=meta)
+
+
+def test_error_stamo_path_is_not_the_labelling_checkpoint(labelled_sim, stamo_ckpt, tmp_path):
+    _, root = labelled_sim
+    other = tmp_path / "other_stamo"
+    other.mkdir()
+    (other / "config.json").write_text((stamo_ckpt / "config.json").read_text())
+    weights = load_file(stamo_ckpt / "model.safetensors")
+    save_file(
+        {k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}, other / "model.safetensors"
+    )
+    with pytest.raises(ValueError, match="holds other weights"):
+        policy_for(root, stamo_path=str(other), world_model_targets_from="labels")

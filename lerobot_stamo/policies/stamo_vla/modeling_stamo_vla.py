@@ -440,6 +440,8 @@ class StamoVLAPolicy(PreTrainedPolicy):
                     f"--horizon={c.future_horizon}`, or encode online with `--policy.stamo_path`."
                 )
             c.future_horizon = k
+            if c.stamo_path:
+                self._check_labels_checkpoint(labels)
         if c.world_model_target != "none":
             lengths = meta.episodes["length"] if meta.episodes is not None else []
             shortest = min(lengths) if len(lengths) else None
@@ -456,6 +458,20 @@ class StamoVLAPolicy(PreTrainedPolicy):
                     f"`policy.backbone=vlm` reads the instruction, but the dataset {meta.root} has no task "
                     f"strings (tasks: {tasks}). Record it with a task (`--task`/`--dataset.single_task`)."
                 )
+
+    def _check_labels_checkpoint(self, labels: dict[str, Any]) -> None:
+        """The `stamo_path` that decodes predicted futures must be the checkpoint that labelled the dataset."""
+        from lerobot_stamo.transforms.labelling import checkpoint_identity
+
+        c = self.config
+        ours = checkpoint_identity(c.stamo_path, c.stamo_revision)["weights_sha256"]
+        if labels.get("weights_sha256") not in (None, ours):
+            raise ValueError(
+                f"The dataset's StaMo columns were written by {labels.get('policy_path')!r}, but "
+                f"`policy.stamo_path`={c.stamo_path!r} holds other weights: its states would not match the "
+                f"targets. Set `--policy.stamo_path={labels.get('policy_path')}` (the labelling checkpoint), or "
+                "relabel the dataset with this one."
+            )
 
     def _init_target_stats(self, stats: dict[str, dict[str, Any]]) -> None:
         """Initialises the target normaliser from the StaMo columns' dataset stats, when present."""
