@@ -8,10 +8,10 @@ from unittest import mock
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 from lerobot.utils.constants import ACTION
 from lerobot.utils.feature_utils import dataset_to_policy_features
+from safetensors.torch import load_file, save_file
 
 from lerobot_stamo.policies.stamo import StamoPolicy
 from lerobot_stamo.policies.stamo_vla import (
