@@ -99,5 +99,6 @@ def write_strip_and_gif(frames: dict[str, Tensor], output_dir: str | Path, fps: 
     if "transfer" in frames:
         movie = torch.cat([movie, frames["transfer"]], dim=-1)  # side by side
     pingpong = torch.cat([movie, movie.flip(0)[1:-1]]) if len(movie) > 2 else movie
-    iio2.mimsave(gif_path, list(to_uint8_hwc(pingpong).numpy()), duration=1.0 / fps, loop=0)
+    # Pillow takes the frame duration in milliseconds.
+    iio2.mimsave(gif_path, list(to_uint8_hwc(pingpong).numpy()), duration=1000.0 / fps, loop=0)
     return {"strip": strip_path, "gif": gif_path}
