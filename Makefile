@@ -1,5 +1,6 @@
 # The two set-up commands of the README. Each creates or updates .venv itself.
-#   make demo   record the simulated SO-101 datasets and draw them (offline, CPU)
+#   make demo   the StaMo loop on the simulated SO-101: record, train stamo, label, probe, train and
+#               evaluate stamo_vla (offline, CPU)
 #   make test   the whole offline test suite (what CI runs)
 
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3 2>/dev/null)

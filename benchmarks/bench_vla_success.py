@@ -167,7 +167,7 @@ def train_log_tail(work: Path, name: str) -> dict:
     last = lines[-1]
     return {
         k: float(v)
-        for k, v in re.findall(r"(\w+):([-0-9.e]+)(?=\s|$)", last.split("ot_train.py")[-1])
+        for k, v in re.findall(r"([\w/]+):([-0-9.e]+)(?=\s|$)", last.split("ot_train.py")[-1])
         if k != "step"
     }
 
