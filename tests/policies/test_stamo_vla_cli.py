@@ -125,7 +125,10 @@ def test_train_with_encoder_targets_and_stamo_vision(sim_dataset, stamo_ckpt, tm
     )
     pretrained = out / "checkpoints" / "last" / "pretrained_model"
     config = json.loads((pretrained / "config.json").read_text())
-    assert config["stamo_path"] == str(stamo_ckpt) and config["target_features"] == {}
+    assert config["stamo_path"] == str(stamo_ckpt)
+    # The online targets' columns are recorded: the checkpoint loads without the stamo checkpoint.
+    assert set(config["target_features"]) == {f"observation.stamo_{c}.{cam}" for c in ("state", "motion")
+                                              for cam in ("front", "wrist")}  # fmt: skip
     pre = json.loads((pretrained / "policy_preprocessor.json").read_text())
     assert "stamo_pseudo_action" in [s.get("registry_name") for s in pre["steps"]]
     weights = load_file(pretrained / "model.safetensors")

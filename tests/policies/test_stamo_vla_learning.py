@@ -174,3 +174,24 @@ def test_error_stamo_path_is_not_the_labelling_checkpoint(labelled_sim, stamo_ck
     )
     with pytest.raises(ValueError, match="holds other weights"):
         policy_for(root, stamo_path=str(other), world_model_targets_from="labels")
+
+
+def test_checkpoint_loads_without_the_stamo_checkpoint(labelled_sim, stamo_ckpt, tmp_path):
+    """`stamo_path` only decodes predicted futures: a policy moved to a robot computer loads and acts without it."""
+    import shutil
+
+    _, root = labelled_sim
+    stamo_copy = tmp_path / "stamo"
+    shutil.copytree(stamo_ckpt, stamo_copy)
+    for source in ("labels", "encoder"):
+        policy, meta = policy_for(root, stamo_path=str(stamo_copy), world_model_targets_from=source)
+        pre, _ = make_stamo_vla_pre_post_processors(policy.config, meta.stats)
+        policy.save_pretrained(tmp_path / source)
+        batch = pre(observation(root))
+        expected = policy.predict_action_chunk(batch)
+    shutil.rmtree(stamo_copy)
+    for source in ("labels", "encoder"):
+        loaded = StamoVLAPolicy.from_pretrained(tmp_path / source)
+        assert loaded.predict_action_chunk(batch).shape == expected.shape
+        with pytest.raises(Exception, match="stamo"):
+            loaded.predict_future(batch)  # decoding needs the stamo checkpoint

@@ -25,6 +25,7 @@ import torch.nn.functional as F  # noqa: N812
 import torchvision
 from huggingface_hub import ModelCard, ModelCardData
 from lerobot.configs import PreTrainedConfig
+from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 from torch import Tensor, nn
@@ -301,7 +302,10 @@ class StamoVLAPolicy(PreTrainedPolicy):
         self.config = config
         self._stamo: list = []  # the frozen `stamo` policy from `stamo_path`, loaded lazily; a list keeps it
         # out of this module's parameters and state_dict (it is never trained nor saved here)
-        if config.stamo_path:
+        self._stamo_config = None
+        # The stamo checkpoint is read when training (and for `vision=stamo`); a trained policy that uses it
+        # only to decode `predict_future` loads without it (e.g. on a robot computer).
+        if config.stamo_path and (dataset_meta is not None or config.vision == "stamo"):
             self._check_stamo_checkpoint()
         self.target_cameras = self._resolve_target_cameras()
         if dataset_meta is not None:
@@ -359,7 +363,7 @@ class StamoVLAPolicy(PreTrainedPolicy):
         if not self._stamo:
             from lerobot_stamo.policies.stamo import StamoPolicy
 
-            cfg = self._stamo_config
+            cfg = self._stamo_config or self._load_stamo_config()
             cfg.device = self.config.device or "cpu"
             policy = StamoPolicy.from_pretrained(
                 self.config.stamo_path, config=cfg, revision=self.config.stamo_revision
@@ -367,11 +371,17 @@ class StamoVLAPolicy(PreTrainedPolicy):
             self._stamo.append(policy.eval().requires_grad_(False))
         return self._stamo[0]
 
-    def _check_stamo_checkpoint(self) -> None:
+    def _load_stamo_config(self):
         from lerobot_stamo.transforms.labelling import load_stamo_config
 
+        # Raises a clear error if `stamo_path` is not a stamo checkpoint.
+        self._stamo_config = load_stamo_config(self.config.stamo_path, self.config.stamo_revision)
+        return self._stamo_config
+
+    def _check_stamo_checkpoint(self) -> None:
+        """Checks the stamo checkpoint against the dataset; records the online targets' shapes in the config."""
         c = self.config
-        self._stamo_config = load_stamo_config(c.stamo_path, c.stamo_revision)  # raises if not a stamo one
+        self._load_stamo_config()
         missing = [k for k in self._stamo_config.camera_keys if k not in c.image_features]
         if (c.vision == "stamo" or c.targets_from_encoder) and missing:
             raise ValueError(
@@ -388,37 +398,34 @@ class StamoVLAPolicy(PreTrainedPolicy):
                     f"{c.stamo_path} was trained on {tuple(theirs.shape)} frames. Use a stamo checkpoint "
                     "trained on frames of this size (or record the dataset at that size)."
                 )
+        if c.targets_from_encoder:  # the columns the `stamo_pseudo_action` step writes, saved in config.json
+            shape = (self._stamo_config.num_tokens, self._stamo_config.token_dim)
+            for key in self._stamo_config.camera_keys:
+                for column in (state_key(key), motion_key(key)):
+                    c.target_features[column] = PolicyFeature(type=FeatureType.STATE, shape=shape)
 
     def _resolve_target_cameras(self) -> list[str]:
         c = self.config
         if c.world_model_target == "none":
             return []
-        if c.targets_from_encoder:
-            available = list(self._stamo_config.camera_keys)
-            source = f"the stamo checkpoint {c.stamo_path}"
-        else:
-            available = [k for k in c.camera_keys if state_key(k) in c.target_features]
-            if not available:
-                raise ValueError(
-                    f"`policy.world_model_target={c.world_model_target}` needs StaMo targets, but the dataset has "
-                    "no StaMo columns and no `policy.stamo_path` is set. Label the dataset with "
-                    "`lerobot-stamo-label`, or set `--policy.stamo_path=<stamo checkpoint>` to encode frames "
-                    "during training, or train the baseline with `--policy.world_model_target=none`."
-                )
-            source = "the dataset's StaMo columns"
+        available = [k for k in c.camera_keys if state_key(k) in c.target_features]
+        if not available:
+            raise ValueError(
+                f"`policy.world_model_target={c.world_model_target}` needs StaMo targets, but the dataset has "
+                "no StaMo columns and no `policy.stamo_path` is set. Label the dataset with "
+                "`lerobot-stamo-label`, or set `--policy.stamo_path=<stamo checkpoint>` to encode frames "
+                "during training, or train the baseline with `--policy.world_model_target=none`."
+            )
         cameras = list(c.world_model_cameras) if c.world_model_cameras is not None else available
         if not cameras or any(k not in available for k in cameras):
             raise ValueError(
                 f"`policy.world_model_cameras`={c.world_model_cameras} must be a non-empty subset of the "
-                f"cameras with StaMo targets in {source}: {available}."
+                f"cameras with StaMo targets: {available}."
             )
         return cameras
 
     def _target_shape(self) -> tuple[int, int]:
-        c = self.config
-        if c.targets_from_encoder:
-            return self._stamo_config.num_tokens, self._stamo_config.token_dim
-        shape = c.target_features[state_key(self.target_cameras[0])].shape
+        shape = self.config.target_features[state_key(self.target_cameras[0])].shape
         return int(shape[-2]), int(shape[-1])
 
     def _target_dim(self) -> int:
