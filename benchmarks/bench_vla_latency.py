@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -73,8 +74,8 @@ TARGET_SHAPE = (2, 32)  # one camera's StaMo state: num_tokens x token_dim (the 
 WARMUP_ROUNDS = 2
 VLM_NUM_LAYERS = 16  # SmolVLA's default `num_vlm_layers`
 
-# HuggingFaceTB/SmolVLM2-500M-Video-Instruct (config.json): SigLIP-style vision tower, pixel-shuffle connector,
-# SmolLM2-360M-style llama language model.
+# HuggingFaceTB/SmolVLM2-500M-Video-Instruct (config.json): SigLIP-style vision tower, pixel-shuffle
+# connector, SmolLM2-360M-style llama language model.
 SMOLVLM2_500M_VISION = {
     "hidden_size": 768,
     "intermediate_size": 3072,
@@ -147,12 +148,26 @@ def summary(samples: list[float], per: int = 1) -> dict[str, Any]:
     }
 
 
-def ratio(a: list[float], b: list[float]) -> dict[str, float]:
-    """`a` over `b`: the ratio of the medians, and the median of the per-round ratios (paired samples)."""
+def median_ci95(values: list[float]) -> tuple[float, float]:
+    """Distribution-free ~95% confidence interval of a median (binomial order statistics)."""
+    s, n = sorted(values), len(values)
+    k = max(0, math.floor((n - 1.96 * math.sqrt(n)) / 2))
+    return s[k], s[n - 1 - k]
+
+
+def ratio(a: list[float], b: list[float]) -> dict[str, Any]:
+    """`a` over `b`: the ratio of the medians, and the median (with its 95% CI) of the per-round ratios."""
+    paired = [x / y for x, y in zip(a, b, strict=True)]
     return {
         "of_medians": statistics.median(a) / statistics.median(b),
-        "paired_median": statistics.median(x / y for x, y in zip(a, b, strict=True)),
+        "paired_median": statistics.median(paired),
+        "paired_ci95": median_ci95(paired),
     }
+
+
+def fmt_ratio(r: dict[str, Any], digits: int = 3) -> str:
+    (lo, hi), d = r["paired_ci95"], digits
+    return f"{r['of_medians']:.{d}f}x (paired {r['paired_median']:.{d}f}x, CI {lo:.{d}f}-{hi:.{d}f})"
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -182,7 +197,7 @@ def tokenize(step: TokenizerProcessorStep, batch_size: int) -> tuple[Tensor, Ten
 def observation(
     image_hw: int, tokens: Tensor, mask: Tensor, device: torch.device, frames: int = 1, seed: int = 0
 ) -> dict[str, Tensor]:
-    """A preprocessed observation: frames in [0, 1] ((B, 3, H, W), or (B, T, 3, H, W) stacks), state, tokens."""
+    """A preprocessed observation: frames in [0, 1] ((B, 3, H, W) or (B, T, 3, H, W)), state, tokens."""
     g = torch.Generator().manual_seed(seed)
     b = tokens.shape[0]
     shape = (b, 3, image_hw, image_hw) if frames == 1 else (b, frames, 3, image_hw, image_hw)
@@ -198,9 +213,9 @@ def num_params(policy: torch.nn.Module) -> int:
 
 # --------------------------------------------------------------------------------------------- policies
 def compact_policy(
-    device: torch.device, image_hw: int, world_model_target: str, **overrides: Any
+    device: torch.device, image_hw: int, world_model_target: str, dataset_meta: Any = None, **overrides: Any
 ) -> StamoVLAPolicy:
-    """`compact` stamo_vla with the sizes of configs/stamo_vla_compact_sim.json (same seed: same trunk weights)."""
+    """`compact` stamo_vla, sizes of configs/stamo_vla_compact_sim.json (same seed: same trunk weights)."""
     fields = json.loads(COMPACT_PRESET.read_text())["policy"]
     skip = ("type", "device", "push_to_hub", "world_model_target")
     fields = {k: v for k, v in fields.items() if k not in skip} | overrides
@@ -214,11 +229,11 @@ def compact_policy(
         output_features=output_features(),
     )
     torch.manual_seed(0)
-    return StamoVLAPolicy(config).to(device)
+    return StamoVLAPolicy(config, dataset_meta=dataset_meta).to(device)
 
 
 def act_policy(device: torch.device, image_hw: int):
-    """LeRobot's ACT with its default config (chunk 100, ResNet18 with random weights: nothing to download)."""
+    """LeRobot's ACT, default config (chunk 100; ResNet18 with random weights: nothing to download)."""
     from lerobot.policies.act.configuration_act import ACTConfig
     from lerobot.policies.act.modeling_act import ACTPolicy
 
@@ -300,9 +315,15 @@ def compact_vs_act(device: torch.device, reps: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- 2. vlm
+def test_helpers() -> None:
+    """Makes the helpers of tests/policies importable (`write_tiny_smolvlm`, `record_square_dataset`)."""
+    if str(REPO / "tests" / "policies") not in sys.path:
+        sys.path.insert(0, str(REPO / "tests" / "policies"))
+
+
 def tiny_smolvlm_writer() -> Callable[..., Path]:
     """`write_tiny_smolvlm` of the stamo_vla tests (tests/policies/stamo_vla_testing.py)."""
-    sys.path.insert(0, str(REPO / "tests" / "policies"))
+    test_helpers()
     from stamo_vla_testing import write_tiny_smolvlm
 
     return write_tiny_smolvlm
@@ -352,7 +373,7 @@ def write_smolvlm2_500m(path: Path, tokenizer_dir: Path) -> dict[str, Any]:
 
 
 def vlm_policies(device: torch.device, vlm_dir: Path, dtype: str) -> dict[str, Any]:
-    """`vlm` stamo_vla (defaults: LoRA, chunk 20 / 10 steps) and SmolVLA (defaults: chunk 50 / 50) on one VLM."""
+    """`vlm` stamo_vla (defaults: LoRA, chunk 20 / 10 steps) and SmolVLA (chunk 50 / 50) on one VLM."""
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from transformers import AutoConfig
@@ -391,7 +412,7 @@ def vlm_policies(device: torch.device, vlm_dir: Path, dtype: str) -> dict[str, A
 
 @torch.inference_mode()
 def vlm_vs_smolvla(device: torch.device, vlm_dir: Path, dtype: str, reps: int, warmup: int) -> dict[str, Any]:
-    """2: `predict_action_chunk` of `vlm` stamo_vla and of SmolVLA on the same VLM folder and inputs, batch 1."""
+    """2: `predict_action_chunk` of `vlm` stamo_vla and SmolVLA on the same VLM folder and inputs, batch 1."""
     built = vlm_policies(device, vlm_dir, dtype)
     policies = {name: built[name] for name in ("stamo_vla", "smolvla")}
     step = TokenizerProcessorStep(tokenizer_name=str(vlm_dir), max_length=48, padding="longest")
@@ -470,16 +491,22 @@ def train_step(policy: StamoVLAPolicy, make_batch: Callable[[], dict[str, Tensor
 
 
 def train_overhead(device: torch.device, reps: int, tmp: Path) -> dict[str, Any]:
-    """3: train-step time with the world-model head (labelled / encoder targets) vs `world_model_target=none`."""
+    """3: train-step time with the world-model head (labelled / encoder targets) vs `none`."""
     from lerobot_stamo.transforms.pseudo_action import StamoPseudoActionStep
+
+    test_helpers()
+    from stamo_testing import record_square_dataset
 
     hw, b = 96, 8
     checkpoint = write_stamo_checkpoint(tmp / "stamo", hw)
+    # With encoder targets the policy reads the stamo checkpoint only when given a dataset's metadata, as
+    # `make_policy` does in `lerobot-train`: a tiny recorded dataset provides it (episode lengths, tasks).
+    meta = record_square_dataset(tmp / "squares").meta
     policies = {
         "none": compact_policy(device, hw, "none"),
         "labels": compact_policy(device, hw, "state"),
         "encoder": compact_policy(
-            device, hw, "state", stamo_path=str(checkpoint), world_model_targets_from="encoder"
+            device, hw, "state", meta, stamo_path=str(checkpoint), world_model_targets_from="encoder"
         ),
     }
     chunk = policies["none"].config.chunk_size
@@ -494,7 +521,7 @@ def train_overhead(device: torch.device, reps: int, tmp: Path) -> dict[str, Any]
     for key in CAMERAS:
         labelled[state_key(key)] = torch.randn(b, *TARGET_SHAPE, generator=g).to(device)
         labelled[motion_key(key)] = 0.1 * torch.randn(b, *TARGET_SHAPE, generator=g).to(device)
-    # Frames t and t+1 of each camera, as LeRobot's dataset returns them for `observation_delta_indices=[0, 1]`.
+    # Frames t and t+1 of each camera, as LeRobot's dataset gives them for `observation_delta_indices=[0, 1]`.
     stacks = observation(hw, tokens, mask, device, frames=2) | actions
     pseudo_action = StamoPseudoActionStep(policy_path=str(checkpoint), write_states=True)
 
@@ -527,89 +554,103 @@ def goal(value: float, limit: float) -> str:
     return f"<= {limit:g}: {'met' if value <= limit else 'missed'}"
 
 
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table."""
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(r)} |" for r in rows)]
+
+
 def markdown(result: dict[str, Any]) -> str:
-    env = result["environment"]
-    c = result["compact"]
-    p = c["policies"]
-    wm, base, act = p["stamo_vla_world_model"], p["stamo_vla_no_world_model"], p["act"]
+    env, c, t = result["environment"], result["compact"], result["train"]
     lines = [
         f"# stamo_vla latency ({env['device']}, {env['threads']} thread(s), torch {env['torch']})",
         "",
         f"{env['device_name']}, {env['cpu_count']} CPUs; {result['started_utc']}; run time "
         f"{result['run_time_s']:.0f} s. Medians of {result['reps']} alternating rounds after {WARMUP_ROUNDS} "
-        "warm-up rounds (ratios: of the medians; in brackets the median of per-round ratios). Batch 1, "
-        "preprocessed tensors (processors not timed), random weights everywhere.",
+        "warm-up rounds. Ratios: of the medians (in brackets: the median of the per-round ratios and its 95% "
+        "confidence interval). Batch 1, preprocessed tensors (processors not timed), random weights.",
         "",
         f"## 1. compact stamo_vla vs ACT: 2 cameras x {c['image_hw']}^2, 6-d state, 30-byte instruction "
         f"({c['instruction_tokens']} byte tokens)",
         "",
-        "| | stamo_vla, world model (state) | stamo_vla, no world model | ACT (default) |",
-        "|---|---|---|---|",
-        f"| parameters (M) | {wm['params'] / 1e6:.1f} | {base['params'] / 1e6:.1f} | {act['params'] / 1e6:.1f} |",
-        f"| chunk_size / n_action_steps | {wm['chunk_size']} / {wm['n_action_steps']} | "
-        f"{base['chunk_size']} / {base['n_action_steps']} | {act['chunk_size']} / {act['n_action_steps']} |",
-        f"| predict_action_chunk (ms) | {ms(wm['predict_action_chunk'])} | {ms(base['predict_action_chunk'])} | "
-        f"{ms(act['predict_action_chunk'])} |",
-        f"| select_action, full queue cycle = per chunk (ms) | {ms(wm['select_action_cycle'])} | "
-        f"{ms(base['select_action_cycle'])} | {ms(act['select_action_cycle'])} |",
-        f"| select_action, per action (ms) | {ms(wm['select_action_per_action'])} | "
-        f"{ms(base['select_action_per_action'])} | {ms(act['select_action_per_action'])} |",
-        "",
-        "| ratio | value | goal |",
-        "|---|---|---|",
     ]
-
-    def row(label: str, r: dict[str, float], limit: float) -> str:
-        return f"| {label} | {r['of_medians']:.4f}x ({r['paired_median']:.4f}x) | {goal(r['of_medians'], limit)} |"
-
+    columns = {
+        "stamo_vla_world_model": "stamo_vla, world model (state)",
+        "stamo_vla_no_world_model": "stamo_vla, no world model",
+        "act": "ACT (default)",
+    }
+    pol = [c["policies"][name] for name in columns]
+    lines += table(
+        ["", *columns.values()],
+        [
+            ["parameters (M)", *(f"{q['params'] / 1e6:.1f}" for q in pol)],
+            ["chunk_size / n_action_steps", *(f"{q['chunk_size']} / {q['n_action_steps']}" for q in pol)],
+            ["predict_action_chunk (ms)", *(ms(q["predict_action_chunk"]) for q in pol)],
+            [
+                "select_action, full queue cycle = per chunk (ms)",
+                *(ms(q["select_action_cycle"]) for q in pol),
+            ],
+            ["select_action, per action (ms)", *(ms(q["select_action_per_action"]) for q in pol)],
+        ],
+    )
     o, v = c["world_model_overhead"], c["vs_act"]
+    checks = [
+        ("world model / none, predict_action_chunk", o["predict_action_chunk"], 1.005),
+        ("world model / none, select_action cycle", o["select_action_cycle"], 1.005),
+        ("stamo_vla / ACT, per chunk (predict_action_chunk)", v["predict_action_chunk"], 1.0),
+        ("stamo_vla / ACT, per chunk (select_action cycle)", v["select_action_cycle"], 1.0),
+        ("stamo_vla / ACT, per action (select_action)", v["select_action_per_action"], 1.0),
+    ]
     lines += [
-        row("world model / none, predict_action_chunk", o["predict_action_chunk"], 1.005),
-        row("world model / none, select_action cycle", o["select_action_cycle"], 1.005),
-        row("stamo_vla / ACT, per chunk (predict_action_chunk)", v["predict_action_chunk"], 1.0),
-        row("stamo_vla / ACT, per chunk (select_action cycle)", v["select_action_cycle"], 1.0),
-        row("stamo_vla / ACT, per action (select_action)", v["select_action_per_action"], 1.0),
         "",
-        "Per action = select_action cycle / n_action_steps: ACT executes all 100 actions of its chunk, stamo_vla "
-        "10 of its 20 (configs/stamo_vla_compact_sim.json), so per action it pays a chunk every 10 steps.",
+        *table(
+            ["ratio", "value", "goal"], [[n, fmt_ratio(r, 4), goal(r["of_medians"], g)] for n, r, g in checks]
+        ),
+    ]
+    lines += [
+        "",
+        "Per action = select_action cycle / n_action_steps: ACT executes all 100 actions of its chunk, "
+        "stamo_vla 10 of its 20 (configs/stamo_vla_compact_sim.json), so it pays a chunk every 10 steps.",
         "",
         "## 2. vlm stamo_vla vs SmolVLA (same VLM folder, same 2 x 224^2 cameras, state and instruction)",
         "",
-        "| VLM (random weights) | dtype | language layers | reps | stamo_vla chunk (ms) | SmolVLA chunk (ms) | "
-        "ratio per chunk | stamo_vla per action (ms) | SmolVLA per action (ms) | ratio per action |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for key, label in (("vlm_tiny", "tiny test SmolVLM"), ("vlm_500m", "SmolVLM2-500M architecture")):
         r = result.get(key)
         if r is None:
-            lines.append(f"| {label} | skipped | | | | | | | | |")
+            rows.append([label, "skipped", *[""] * 8])
             continue
-        s, m = r["policies"]["stamo_vla"], r["policies"]["smolvla"]
-        rc, ra = r["stamo_vla_vs_smolvla"]["predict_action_chunk"], r["stamo_vla_vs_smolvla"]["per_action"]
-        lines.append(
-            f"| {label} | {r['dtype']} | {r['vlm_num_layers']} | {r['reps']} | {ms(s['predict_action_chunk'])} | "
-            f"{ms(m['predict_action_chunk'])} | {rc['of_medians']:.3f}x ({rc['paired_median']:.3f}x) | "
-            f"{ms(s['per_action'])} | {ms(m['per_action'])} | {ra['of_medians']:.3f}x |"
-        )
-    t = result["train"]
+        a, b = r["policies"]["stamo_vla"], r["policies"]["smolvla"]
+        vs = r["stamo_vla_vs_smolvla"]
+        rows.append(
+            [label, r["dtype"], str(r["vlm_num_layers"]), str(r["reps"]), ms(a["predict_action_chunk"]),
+             ms(b["predict_action_chunk"]), fmt_ratio(vs["predict_action_chunk"]), ms(a["per_action"]),
+             ms(b["per_action"]), f"{vs['per_action']['of_medians']:.3f}x"]
+        )  # fmt: skip
+    header = ["VLM (random weights)", "dtype", "language layers", "reps", "stamo_vla chunk (ms)",
+              "SmolVLA chunk (ms)", "ratio per chunk", "stamo_vla per action (ms)", "SmolVLA per action (ms)",
+              "ratio per action"]  # fmt: skip
+    lines += table(header, rows)
     lines += [
         "",
-        "stamo_vla `vlm`: defaults (LoRA r=16 on q/k/v/o, chunk 20, n_action_steps 10, one forward per chunk); "
-        "SmolVLA: defaults (chunk 50, n_action_steps 50, 10 flow-matching steps with a KV cache). Per action = "
-        "chunk time / n_action_steps.",
+        "stamo_vla `vlm`: defaults (LoRA r=16 on q/k/v/o, chunk 20, n_action_steps 10, one forward per "
+        "chunk); SmolVLA: defaults (chunk 50, n_action_steps 50, 10 flow-matching steps with a KV cache). "
+        "Per action = chunk time / n_action_steps.",
         "",
         f"## 3. Training step, compact, batch {t['batch_size']} x 2 cameras x {t['image_hw']}^2 "
         "(forward + backward + clipping + AdamW)",
         "",
-        "| world-model targets | step (ms) | none (ms) | ratio vs none | goal |",
-        "|---|---|---|---|---|",
-        f"| labelled columns (2 x 32 per camera) | {ms(t['step']['labels'])} | {ms(t['step']['none'])} | "
-        f"{t['overhead_labels']['of_medians']:.3f}x ({t['overhead_labels']['paired_median']:.3f}x) | "
-        f"{goal(t['overhead_labels']['of_medians'], 1.05)} |",
-        f"| encoder online (tiny random stamo checkpoint, frames t and t+1) | "
-        f"{ms(t['step']['encoder'])} | {ms(t['step']['none'])} | {t['overhead_encoder']['of_medians']:.3f}x "
-        f"({t['overhead_encoder']['paired_median']:.3f}x) | (none set) |",
     ]
+    none = ms(t["step"]["none"])
+    lines += table(
+        ["world-model targets", "step (ms)", "none (ms)", "ratio vs none", "goal"],
+        [
+            ["labelled columns (2 x 32 per camera)", ms(t["step"]["labels"]), none,
+             fmt_ratio(t["overhead_labels"]), goal(t["overhead_labels"]["of_medians"], 1.05)],
+            ["encoder online (tiny random stamo, frames t and t+1)", ms(t["step"]["encoder"]), none,
+             fmt_ratio(t["overhead_encoder"]), "(none set)"],
+        ],
+    )  # fmt: skip
     if result["notes"]:
         lines += ["", "Notes:", *[f"- {n}" for n in result["notes"]]]
     return "\n".join(lines) + "\n"
@@ -674,16 +715,16 @@ def vlm_comparisons(args: argparse.Namespace, device: torch.device, tmp: Path, n
             f"{device.type}), not {args.reps}."
         )
     notes.append(
-        f"SmolVLM2-500M size: the published architecture ({written['params'] / 1e6:.0f} M parameters) with random "
-        f"weights, saved in bfloat16 like the Hub repo. The tokenizer is the tiny test one "
-        f"({written['tokenizer_vocab']} tokens; the embedding keeps its {written['embedding_rows']} rows): the "
-        f"instruction is {big['instruction_tokens']} tokens here, the real tokenizer splits it differently."
+        f"SmolVLM2-500M size: the published architecture ({written['params'] / 1e6:.0f} M parameters) with "
+        f"random weights, saved in bfloat16 like the Hub repo. The tokenizer is the tiny test one "
+        f"({written['tokenizer_vocab']} tokens; the embedding keeps its {written['embedding_rows']} rows): "
+        f"the instruction is {big['instruction_tokens']} tokens here (the real tokenizer splits it differently)."
     )
     return out
 
 
 def print_ratio(label: str, r: dict[str, float]) -> None:
-    print(f"{label}: {r['of_medians']:.4f}x (paired {r['paired_median']:.4f}x)", flush=True)
+    print(f"{label}: {fmt_ratio(r, 4)}", flush=True)
 
 
 def main() -> None:
@@ -692,7 +733,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--reps", type=int, default=30, help="timed rounds of each comparison")
+    parser.add_argument("--reps", type=int, default=50, help="timed rounds of each comparison")
     parser.add_argument(
         "--reps_vlm500m",
         type=int,
@@ -740,8 +781,9 @@ def main() -> None:
     print_ratio("train step: encoder targets / none", t["overhead_encoder"])
 
     notes.append(
-        "Training with encoder targets: a tiny random stamo encoder (2-layer DINOv2 at 64 px) encodes frames t and "
-        "t+1 of both cameras inside the step; a real DINOv2-base encoder costs far more (label offline then)."
+        "Training with encoder targets: a tiny random stamo encoder (2-layer DINOv2 at 64 px) encodes "
+        "frames t and t+1 of both cameras inside the step; a real DINOv2-base encoder costs far more "
+        "(label offline then)."
     )
     if args.dtype == "float32":
         notes.append(
