@@ -207,6 +207,15 @@ def observation(
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def gflops(fn: Callable[[], Any]) -> float:
+    """GFLOPs of one call, counted by torch's `FlopCounterMode` (matmuls, convolutions, attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
 def num_params(policy: torch.nn.Module) -> int:
     return sum(p.numel() for p in policy.parameters())
 
@@ -294,6 +303,7 @@ def compact_vs_act(device: torch.device, reps: int) -> dict[str, Any]:
         n = policy.config.n_action_steps
         out["policies"][name] = {
             "params": num_params(policy),
+            "gflops_per_chunk": gflops(lambda policy=policy: policy.predict_action_chunk(batch)),
             "chunk_size": policy.config.chunk_size,
             "n_action_steps": n,
             "predict_action_chunk": summary(chunk[name]),
@@ -315,7 +325,7 @@ def compact_vs_act(device: torch.device, reps: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- 2. vlm
-def test_helpers() -> None:
+def import_test_helpers() -> None:
     """Makes the helpers of tests/policies importable (`write_tiny_smolvlm`, `record_square_dataset`)."""
     if str(REPO / "tests" / "policies") not in sys.path:
         sys.path.insert(0, str(REPO / "tests" / "policies"))
@@ -323,7 +333,7 @@ def test_helpers() -> None:
 
 def tiny_smolvlm_writer() -> Callable[..., Path]:
     """`write_tiny_smolvlm` of the stamo_vla tests (tests/policies/stamo_vla_testing.py)."""
-    test_helpers()
+    import_test_helpers()
     from stamo_vla_testing import write_tiny_smolvlm
 
     return write_tiny_smolvlm
@@ -437,6 +447,7 @@ def vlm_vs_smolvla(device: torch.device, vlm_dir: Path, dtype: str, reps: int, w
         n = policy.config.n_action_steps
         out["policies"][name] = {
             "params": num_params(policy),
+            "gflops_per_chunk": gflops(lambda policy=policy: policy.predict_action_chunk(batch)),
             "chunk_size": policy.config.chunk_size,
             "n_action_steps": n,
             "predict_action_chunk": summary(chunk[name]),
@@ -494,7 +505,7 @@ def train_overhead(device: torch.device, reps: int, tmp: Path) -> dict[str, Any]
     """3: train-step time with the world-model head (labelled / encoder targets) vs `none`."""
     from lerobot_stamo.transforms.pseudo_action import StamoPseudoActionStep
 
-    test_helpers()
+    import_test_helpers()
     from stamo_testing import record_square_dataset
 
     hw, b = 96, 8
@@ -550,8 +561,13 @@ def ms(figure: dict[str, Any]) -> str:
     return f"{figure['median_s'] * 1e3:.1f}"
 
 
-def goal(value: float, limit: float) -> str:
-    return f"<= {limit:g}: {'met' if value <= limit else 'missed'}"
+def goal(r: dict[str, Any], limit: float) -> str:
+    """Whether the ratio of the medians meets `<= limit`; a miss inside the paired ratio's CI is noise."""
+    if r["of_medians"] <= limit:
+        return f"<= {limit:g}: met"
+    if r["paired_ci95"][0] <= limit:
+        return f"<= {limit:g}: not resolved (above, but the CI reaches {limit:g})"
+    return f"<= {limit:g}: missed"
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -583,6 +599,7 @@ def markdown(result: dict[str, Any]) -> str:
         ["", *columns.values()],
         [
             ["parameters (M)", *(f"{q['params'] / 1e6:.1f}" for q in pol)],
+            ["GFLOPs per chunk (FlopCounterMode)", *(f"{q['gflops_per_chunk']:.2f}" for q in pol)],
             ["chunk_size / n_action_steps", *(f"{q['chunk_size']} / {q['n_action_steps']}" for q in pol)],
             ["predict_action_chunk (ms)", *(ms(q["predict_action_chunk"]) for q in pol)],
             [
@@ -602,11 +619,12 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     lines += [
         "",
-        *table(
-            ["ratio", "value", "goal"], [[n, fmt_ratio(r, 4), goal(r["of_medians"], g)] for n, r, g in checks]
-        ),
+        *table(["ratio", "value", "goal"], [[n, fmt_ratio(r, 4), goal(r, g)] for n, r, g in checks]),
     ]
     lines += [
+        "",
+        "The world-model head never runs at inference: both stamo_vla variants execute the same FLOPs, so "
+        "their timing ratio shows this machine's noise (see the CI).",
         "",
         "Per action = select_action cycle / n_action_steps: ACT executes all 100 actions of its chunk, "
         "stamo_vla 10 of its 20 (configs/stamo_vla_compact_sim.json), so it pays a chunk every 10 steps.",
@@ -618,18 +636,19 @@ def markdown(result: dict[str, Any]) -> str:
     for key, label in (("vlm_tiny", "tiny test SmolVLM"), ("vlm_500m", "SmolVLM2-500M architecture")):
         r = result.get(key)
         if r is None:
-            rows.append([label, "skipped", *[""] * 8])
+            rows.append([label, "skipped", *[""] * 9])
             continue
         a, b = r["policies"]["stamo_vla"], r["policies"]["smolvla"]
         vs = r["stamo_vla_vs_smolvla"]
         rows.append(
             [label, r["dtype"], str(r["vlm_num_layers"]), str(r["reps"]), ms(a["predict_action_chunk"]),
              ms(b["predict_action_chunk"]), fmt_ratio(vs["predict_action_chunk"]), ms(a["per_action"]),
-             ms(b["per_action"]), f"{vs['per_action']['of_medians']:.3f}x"]
+             ms(b["per_action"]), f"{vs['per_action']['of_medians']:.3f}x",
+             f"{a['gflops_per_chunk']:.3g} / {b['gflops_per_chunk']:.3g}"]
         )  # fmt: skip
     header = ["VLM (random weights)", "dtype", "language layers", "reps", "stamo_vla chunk (ms)",
               "SmolVLA chunk (ms)", "ratio per chunk", "stamo_vla per action (ms)", "SmolVLA per action (ms)",
-              "ratio per action"]  # fmt: skip
+              "ratio per action", "GFLOPs per chunk"]  # fmt: skip
     lines += table(header, rows)
     lines += [
         "",
@@ -646,7 +665,7 @@ def markdown(result: dict[str, Any]) -> str:
         ["world-model targets", "step (ms)", "none (ms)", "ratio vs none", "goal"],
         [
             ["labelled columns (2 x 32 per camera)", ms(t["step"]["labels"]), none,
-             fmt_ratio(t["overhead_labels"]), goal(t["overhead_labels"]["of_medians"], 1.05)],
+             fmt_ratio(t["overhead_labels"]), goal(t["overhead_labels"], 1.05)],
             ["encoder online (tiny random stamo, frames t and t+1)", ms(t["step"]["encoder"]), none,
              fmt_ratio(t["overhead_encoder"]), "(none set)"],
         ],

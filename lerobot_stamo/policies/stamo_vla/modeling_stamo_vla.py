@@ -31,7 +31,7 @@ from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LAN
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from lerobot_stamo.transforms.labelling import VALID_KEY, load_labels, motion_key, state_key
+from lerobot_stamo.transforms.labelling import STATE_PREFIX, VALID_KEY, load_labels, motion_key, state_key
 
 from .configuration_stamo_vla import StamoVLAConfig
 
@@ -303,9 +303,14 @@ class StamoVLAPolicy(PreTrainedPolicy):
         self._stamo: list = []  # the frozen `stamo` policy from `stamo_path`, loaded lazily; a list keeps it
         # out of this module's parameters and state_dict (it is never trained nor saved here)
         self._stamo_config = None
-        # The stamo checkpoint is read when training (and for `vision=stamo`); a trained policy that uses it
-        # only to decode `predict_future` loads without it (e.g. on a robot computer).
-        if config.stamo_path and (dataset_meta is not None or config.vision == "stamo"):
+        # The stamo checkpoint is read when training, for `vision=stamo`, and when the online targets' shapes
+        # are not yet recorded in the config; a trained policy that uses it only to decode `predict_future`
+        # loads without it (e.g. on a robot computer).
+        needs_stamo = config.vision == "stamo" or (
+            config.targets_from_encoder
+            and not any(k.startswith(STATE_PREFIX) for k in config.target_features)
+        )
+        if config.stamo_path and (dataset_meta is not None or needs_stamo):
             self._check_stamo_checkpoint()
         self.target_cameras = self._resolve_target_cameras()
         if dataset_meta is not None:
