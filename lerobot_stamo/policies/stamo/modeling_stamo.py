@@ -22,10 +22,11 @@ from typing import Any
 
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData
-from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor, nn
 from transformers import AutoModel
+
+from lerobot_stamo.policies.pretrained import StrictLoadingMixin
 
 from .compressor import StamoCompressor
 from .configuration_stamo import StamoConfig
@@ -156,7 +157,7 @@ class StamoAutoencoder(nn.Module):
         return self.decoder.loss(z0, states)
 
 
-class StamoPolicy(PreTrainedPolicy):
+class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
     """StaMo state encoder/decoder as a LeRobot policy (trained by `lerobot-train`, not an actor).
 
     Args:
@@ -184,46 +185,6 @@ class StamoPolicy(PreTrainedPolicy):
         self._last_reconstruction: tuple[tuple, Path] | None = None  # (key, folder) of the last written ones
 
     # ------------------------------------------------------------ LeRobot interface
-    @classmethod
-    def from_pretrained(
-        cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs
-    ):
-        """Loads a `stamo` checkpoint (a folder or Hub id with `config.json` and `model.safetensors`).
-
-        Raises:
-            TypeError: If the checkpoint belongs to another policy type.
-        """
-        if config is None:
-            hub_kwargs = {
-                k: kwargs[k]
-                for k in ("force_download", "token", "cache_dir", "local_files_only", "revision")
-                if k in kwargs
-            }
-            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_kwargs)
-        if not isinstance(config, StamoConfig):
-            raise TypeError(
-                f"{pretrained_name_or_path} is a {config.type!r} checkpoint, not a 'stamo' one. Use "
-                f"`--policy.path` with a stamo checkpoint, or load it with the {config.type!r} policy class."
-            )
-        return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
-
-    @classmethod
-    def _load_as_safetensor(cls, model: "StamoPolicy", model_file: str, map_location: str, strict: bool):
-        """Loads the weights and fails loudly on missing/unexpected keys (LeRobot only logs them)."""
-        from lerobot.utils.device_utils import resolve_safetensors_device
-        from safetensors.torch import load_model
-
-        missing, unexpected = load_model(
-            model, model_file, strict=False, device=resolve_safetensors_device(map_location)
-        )
-        if missing or unexpected:
-            raise ValueError(
-                f"{model_file} does not match the stamo model built from its config.json: missing keys "
-                f"{sorted(missing)[:5]} ({len(missing)}), unexpected keys {sorted(unexpected)[:5]} "
-                f"({len(unexpected)}). Was it saved with other `decoder_mode`/sizes, or edited by hand?"
-            )
-        return model
-
     def get_optim_params(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 

@@ -17,20 +17,19 @@ from __future__ import annotations
 import logging
 from collections import deque
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 import torchvision
 from huggingface_hub import ModelCard, ModelCardData
-from lerobot.configs import PreTrainedConfig
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from lerobot_stamo.policies.pretrained import StrictLoadingMixin
 from lerobot_stamo.transforms.labelling import STATE_PREFIX, VALID_KEY, load_labels, motion_key, state_key
 
 from .configuration_stamo_vla import StamoVLAConfig
@@ -273,7 +272,7 @@ class StamoVLA(nn.Module):
         return actions, future
 
 
-class StamoVLAPolicy(PreTrainedPolicy):
+class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
     """`stamo_vla` as a LeRobot policy: `lerobot-train`, `lerobot-eval`, `lerobot-rollout`, async inference.
 
     Args:
@@ -323,46 +322,6 @@ class StamoVLAPolicy(PreTrainedPolicy):
         self.reset()
 
     # ------------------------------------------------------------------ set-up and checks
-    @classmethod
-    def from_pretrained(
-        cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs
-    ):
-        """Loads a `stamo_vla` checkpoint (folder or Hub id).
-
-        Raises:
-            TypeError: If the checkpoint belongs to another policy type.
-        """
-        if config is None:
-            hub_kwargs = {
-                k: kwargs[k]
-                for k in ("force_download", "token", "cache_dir", "local_files_only", "revision")
-                if k in kwargs
-            }
-            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_kwargs)
-        if not isinstance(config, StamoVLAConfig):
-            raise TypeError(
-                f"{pretrained_name_or_path} is a {config.type!r} checkpoint, not a 'stamo_vla' one. Use "
-                f"`--policy.path` with a stamo_vla checkpoint, or `--policy.type={config.type}`."
-            )
-        return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
-
-    @classmethod
-    def _load_as_safetensor(cls, model: StamoVLAPolicy, model_file: str, map_location: str, strict: bool):
-        """Loads the weights and fails loudly on missing/unexpected keys (LeRobot only logs them)."""
-        from lerobot.utils.device_utils import resolve_safetensors_device
-        from safetensors.torch import load_model
-
-        missing, unexpected = load_model(
-            model, model_file, strict=False, device=resolve_safetensors_device(map_location)
-        )
-        if missing or unexpected:
-            raise ValueError(
-                f"{model_file} does not match the stamo_vla model built from its config.json: missing keys "
-                f"{sorted(missing)[:5]} ({len(missing)}), unexpected keys {sorted(unexpected)[:5]} "
-                f"({len(unexpected)}). Was it saved with another backbone/world_model_target, or edited?"
-            )
-        return model
-
     def stamo_policy(self):
         """The frozen `stamo` policy of `config.stamo_path` (loaded at the first call, eval, no gradients)."""
         if not self._stamo:
