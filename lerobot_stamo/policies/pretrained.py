@@ -54,3 +54,40 @@ class StrictLoadingMixin:
                 f"({len(unexpected)}). Was it saved with other sizes or options, or edited by hand?"
             )
         return model
+
+
+def render_model_card(
+    template_package: str,
+    config: PreTrainedConfig,
+    dataset_repo_id: str,
+    model_type: str,
+    license: str | None,
+    tags: list[str] | None,
+    extra_tags: set[str],
+    cfg=None,
+    dataset_meta=None,
+    **context,
+):
+    """A Hub model card from the `model_card.md` template of a policy package.
+
+    LeRobot's card context (training details, dataset) is built by its own `_build_card_context`; the policy
+    adds its fields as keyword arguments. No Hub request is made (LeRobot's card validation is one).
+    """
+    from importlib.resources import files
+
+    from huggingface_hub import ModelCard, ModelCardData
+    from lerobot.policies.pretrained import _build_card_context
+
+    card_data = ModelCardData(
+        license=license or "apache-2.0",
+        library_name="lerobot",
+        pipeline_tag="robotics",
+        tags=sorted(set(tags or []) | {"robotics", "lerobot", "stamo"} | extra_tags),
+        model_name=model_type,
+        datasets=dataset_repo_id,
+    )
+    base = _build_card_context(cfg, dataset_meta, config.input_features, config.output_features)
+    template = files(template_package).joinpath("model_card.md").read_text(encoding="utf-8")
+    return ModelCard.from_template(
+        card_data, template_str=template, **(base | {"dataset_repo_id": dataset_repo_id} | context)
+    )

@@ -15,18 +15,17 @@ SD3 decoder (`decoder.py`) trained with the flow-matching loss.
 import json
 import logging
 import shutil
-from importlib.resources import files
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 import torch
-from huggingface_hub import HfApi, ModelCard, ModelCardData
+from huggingface_hub import HfApi, ModelCard
 from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor, nn
 from transformers import AutoModel
 
-from lerobot_stamo.policies.pretrained import StrictLoadingMixin
+from lerobot_stamo.policies.pretrained import StrictLoadingMixin, render_model_card
 
 from .compressor import StamoCompressor
 from .configuration_stamo import StamoConfig
@@ -468,47 +467,28 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         dataset_meta: Any | None = None,
     ) -> ModelCard:
         """A StaMo model card: what the model is, how it was trained, on what, PSNR/SSIM and how to use it."""
-        from lerobot.policies.pretrained import _build_card_context
-
         c = self.config
-        card_data = ModelCardData(
-            license=license or "apache-2.0",
-            library_name="lerobot",
-            pipeline_tag="robotics",
-            tags=sorted(
-                set(tags or []) | {"robotics", "lerobot", "stamo", "latent-action", "state-representation"}
-            ),
-            model_name=model_type,
-            datasets=dataset_repo_id,
-        )
-        context = _build_card_context(cfg, dataset_meta, c.input_features, c.output_features)
         sizes = [self.model.num_patches, *c.compression_lengths, c.num_tokens]
-        context |= {
-            "dataset_repo_id": dataset_repo_id,
-            "repo_id": c.repo_id or "<user>/<stamo-model>",
-            "metrics": self.last_reconstruction_metrics,
-            "recon_steps": c.reconstruction_num_inference_steps,
-            "recon_frames": self._reconstruction_source or "given",
-            "compression": " -> ".join(str(n) for n in sizes),
-            "cameras": ", ".join(f"`{k}`" for k in c.camera_keys),
-            **{
-                k: getattr(c, k)
-                for k in (
-                    "num_tokens",
-                    "token_dim",
-                    "backbone",
-                    "image_size",
-                    "compressor_layers",
-                    "compressor_dim",
-                    "decoder_path",
-                    "decoder_mode",
-                    "decoder_pretrained",
-                    "weighting_scheme",
-                )
-            },
-        }
-        template = files("lerobot_stamo.policies.stamo").joinpath("model_card.md").read_text(encoding="utf-8")
-        return ModelCard.from_template(card_data, template_str=template, **context)
+        fields = ("num_tokens", "token_dim", "backbone", "image_size", "compressor_layers", "compressor_dim",
+                  "decoder_path", "decoder_mode", "decoder_pretrained", "weighting_scheme")  # fmt: skip
+        return render_model_card(
+            "lerobot_stamo.policies.stamo",
+            c,
+            dataset_repo_id,
+            model_type,
+            license,
+            tags,
+            {"latent-action", "state-representation"},
+            cfg,
+            dataset_meta,
+            repo_id=c.repo_id or "<user>/<stamo-model>",
+            metrics=self.last_reconstruction_metrics,
+            recon_steps=c.reconstruction_num_inference_steps,
+            recon_frames=self._reconstruction_source or "given",
+            compression=" -> ".join(str(n) for n in sizes),
+            cameras=", ".join(f"`{k}`" for k in c.camera_keys),
+            **{k: getattr(c, k) for k in fields},
+        )
 
     def push_model_to_hub(
         self, cfg: Any, peft_model: Any = None, state_dict: dict | None = None, dataset_meta: Any = None

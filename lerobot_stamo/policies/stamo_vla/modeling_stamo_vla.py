@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from importlib.resources import files
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 import torchvision
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from lerobot_stamo.policies.pretrained import StrictLoadingMixin
+from lerobot_stamo.policies.pretrained import StrictLoadingMixin, render_model_card
 from lerobot_stamo.transforms.labelling import STATE_PREFIX, VALID_KEY, load_labels, motion_key, state_key
 
 from .configuration_stamo_vla import StamoVLAConfig
@@ -638,41 +637,32 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
         dataset_meta: Any | None = None,
     ) -> ModelCard:
         """A stamo_vla model card: backbone, world-model target, training data and how to use it."""
-        from lerobot.policies.pretrained import _build_card_context
-
         c = self.config
-        card_data = ModelCardData(
-            license=license or "apache-2.0",
-            library_name="lerobot",
-            pipeline_tag="robotics",
-            tags=sorted(
-                set(tags or []) | {"robotics", "lerobot", "stamo", "stamo_vla", "vla", "world-model"}
-            ),
-            model_name=model_type,
-            datasets=dataset_repo_id,
-        )
-        context = _build_card_context(cfg, dataset_meta, c.input_features, c.output_features)
         n_params = sum(p.numel() for p in self.parameters())
-        context |= {
-            "dataset_repo_id": dataset_repo_id,
-            "repo_id": c.repo_id or "<user>/<stamo_vla-model>",
-            "backbone": c.backbone,
-            "vision": c.vision if c.backbone == "compact" else c.vlm_path,
-            "world_model_target": c.world_model_target,
-            "future_horizon": c.horizon,
-            "targets_from": "the frozen stamo checkpoint"
-            if c.targets_from_encoder
-            else "the dataset's StaMo columns",
-            "stamo_path": c.stamo_path or "none",
-            "target_cameras": ", ".join(f"`{k}`" for k in self.target_cameras) or "none",
-            "cameras": ", ".join(f"`{k}`" for k in c.camera_keys),
-            "chunk_size": c.chunk_size,
-            "n_action_steps": c.n_action_steps,
-            "num_params": f"{n_params / 1e6:.1f} M",
-            "steps": getattr(cfg, "steps", None),
-            "lambdas": f"{c.lambda_action} / {c.lambda_future}",
-        }
-        template = (
-            files("lerobot_stamo.policies.stamo_vla").joinpath("model_card.md").read_text(encoding="utf-8")
+        targets_from = (
+            "the frozen stamo checkpoint" if c.targets_from_encoder else "the dataset's StaMo columns"
         )
-        return ModelCard.from_template(card_data, template_str=template, **context)
+        return render_model_card(
+            "lerobot_stamo.policies.stamo_vla",
+            c,
+            dataset_repo_id,
+            model_type,
+            license,
+            tags,
+            {"stamo_vla", "vla", "world-model"},
+            cfg,
+            dataset_meta,
+            repo_id=c.repo_id or "<user>/<stamo_vla-model>",
+            backbone=c.backbone,
+            vision=c.vision if c.backbone == "compact" else c.vlm_path,
+            world_model_target=c.world_model_target,
+            future_horizon=c.horizon,
+            targets_from=targets_from,
+            stamo_path=c.stamo_path or "none",
+            target_cameras=", ".join(f"`{k}`" for k in self.target_cameras) or "none",
+            cameras=", ".join(f"`{k}`" for k in c.camera_keys),
+            chunk_size=c.chunk_size,
+            n_action_steps=c.n_action_steps,
+            num_params=f"{n_params / 1e6:.1f} M",
+            lambdas=f"{c.lambda_action} / {c.lambda_future}",
+        )
