@@ -3,6 +3,7 @@ lerobot-stamo-interpolate, each in a subprocess on the tiny preset and a recorde
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,16 +46,24 @@ def test_plugin_discovery_registers_stamo():
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny_pretrained, sim_dataset):
-    """A 4-step lerobot-train run of the tiny preset, checkpointing every 2 steps."""
+    """A 4-step lerobot-train run of the tiny preset, checkpointing every 2 steps.
+
+    It trains from a copy of the tiny pretrained parts that is deleted afterwards: resuming, fine-tuning and
+    interpolating below must rebuild the model from the checkpoint alone (self-contained checkpoints).
+    """
     repo_id, root = sim_dataset
     out = tmp_path_factory.mktemp("train") / "run"
+    parts = tmp_path_factory.mktemp("parts_deleted_after_training")
+    backbone, decoder = parts / "dinov2", parts / "sd3"
+    shutil.copytree(tiny_pretrained["backbone"], backbone)
+    shutil.copytree(tiny_pretrained["decoder_path"], decoder)
     run_cli(
         [
             "lerobot-train",
             f"--config_path={TINY_PRESET}",
             "--policy.type=stamo",
-            f"--policy.backbone={tiny_pretrained['backbone']}",
-            f"--policy.decoder_path={tiny_pretrained['decoder_path']}",
+            f"--policy.backbone={backbone}",
+            f"--policy.decoder_path={decoder}",
             "--policy.push_to_hub=false",
             "--policy.device=cpu",
             f"--dataset.repo_id={repo_id}",
@@ -67,6 +76,7 @@ def trained_run(tmp_path_factory, tiny_pretrained, sim_dataset):
             "--wandb.enable=false",
         ]
     )
+    shutil.rmtree(parts)
     return out
 
 

@@ -1,6 +1,7 @@
 """Configuration of the `stamo` policy: the StaMo diffusion autoencoder (state encoder + SD3 decoder)."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
@@ -59,6 +60,10 @@ class StamoConfig(PreTrainedConfig):
         num_inference_steps: Default number of Euler steps for `decode`.
         reconstruction_*: Reconstructions written next to every saved checkpoint (grid PNG + PSNR/SSIM).
         feature_cache: Optional path of a feature cache written by `StamoFeatureCache` (unused if `None`).
+        part_configs: The configurations of the pretrained parts (`backbone`, `transformer`, `vae`,
+            `scheduler`), recorded when the model is built and saved in `config.json`. A checkpoint is rebuilt
+            from them with every weight from its `model.safetensors`, so once trained, `backbone` and
+            `decoder_path` are only provenance (where the parts came from). Not meant to be set by hand.
     """
 
     # Inputs.
@@ -121,6 +126,9 @@ class StamoConfig(PreTrainedConfig):
 
     # Training cache of frozen features (see `feature_cache.py`).
     feature_cache: str | None = None
+
+    # What a checkpoint is rebuilt from (filled in when the model is built).
+    part_configs: dict[str, dict[str, Any]] | None = None
 
     # Training preset (public code: AdamW, lr 3e-5 constant, betas (0.9, 0.98), weight decay 1e-3).
     optimizer_lr: float = 3e-5

@@ -6,12 +6,13 @@ Training follows the rectified-flow objective of SD3 (paper Eq. 1) with diffuser
 Sampling runs `FlowMatchEulerDiscreteScheduler`'s Euler steps without classifier-free guidance.
 """
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+from diffusers import AutoencoderKL, ConfigMixin, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
 from diffusers.training_utils import compute_density_for_timestep_sampling, compute_loss_weighting_for_sd3
 from torch import Tensor, nn
 
@@ -45,29 +46,55 @@ def load_pretrained_part(loader: Callable[..., Any], name_or_path: str, field_na
         ) from err
 
 
+DECODER_PARTS = ("transformer", "vae", "scheduler")
+
+
+def part_config(part: Any) -> dict[str, Any]:
+    """The JSON configuration of a transformers model or a diffusers model/scheduler, without its local path.
+
+    `AutoConfig.for_model(**c)` (transformers) or `<class>.from_config(c)` (diffusers) rebuilds the part.
+    """
+    text = (
+        part.to_json_string() if isinstance(part, ConfigMixin) else part.config.to_json_string(use_diff=False)
+    )
+    config = json.loads(text)
+    config.pop("_name_or_path", None)
+    return config
+
+
 class StamoDecoder(nn.Module):
     """SD3 DiT + VAE + flow-matching scheduler, conditioned on `(B, N, token_dim)` states.
 
     Args:
         config: The policy config (`decoder_path`, `decoder_mode`, `decoder_pretrained`, ...).
+        part_configs: The saved configurations of the `transformer`, `vae` and `scheduler` (a checkpoint's
+            `part_configs`): the parts are built from them with random weights, to be overwritten by the
+            checkpoint's. `None` loads them from `config.decoder_path`.
     """
 
-    def __init__(self, config: StamoConfig):
+    def __init__(self, config: StamoConfig, part_configs: dict[str, dict[str, Any]] | None = None):
         super().__init__()
         path = config.decoder_path
-        if config.decoder_pretrained:
-            self.transformer = load_pretrained_part(
-                SD3Transformer2DModel.from_pretrained, path, "decoder_path", subfolder="transformer"
-            )
+        if part_configs is not None:
+            self.transformer = SD3Transformer2DModel.from_config(part_configs["transformer"])
+            self.vae = AutoencoderKL.from_config(part_configs["vae"])
+            self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(part_configs["scheduler"])
         else:
-            dit_config = load_pretrained_part(
-                SD3Transformer2DModel.load_config, path, "decoder_path", subfolder="transformer"
+            if config.decoder_pretrained:
+                self.transformer = load_pretrained_part(
+                    SD3Transformer2DModel.from_pretrained, path, "decoder_path", subfolder="transformer"
+                )
+            else:
+                dit_config = load_pretrained_part(
+                    SD3Transformer2DModel.load_config, path, "decoder_path", subfolder="transformer"
+                )
+                self.transformer = SD3Transformer2DModel.from_config(dit_config)
+            self.vae = load_pretrained_part(
+                AutoencoderKL.from_pretrained, path, "decoder_path", subfolder="vae"
             )
-            self.transformer = SD3Transformer2DModel.from_config(dit_config)
-        self.vae = load_pretrained_part(AutoencoderKL.from_pretrained, path, "decoder_path", subfolder="vae")
-        self.scheduler = load_pretrained_part(
-            FlowMatchEulerDiscreteScheduler.from_pretrained, path, "decoder_path", subfolder="scheduler"
-        )
+            self.scheduler = load_pretrained_part(
+                FlowMatchEulerDiscreteScheduler.from_pretrained, path, "decoder_path", subfolder="scheduler"
+            )
         self.vae.requires_grad_(False)
         self.vae.eval()
 
@@ -125,6 +152,10 @@ class StamoDecoder(nn.Module):
             "train_sigmas", self.scheduler.sigmas[:n_train].clone().float(), persistent=False
         )
         self.config = config
+
+    def part_configs(self) -> dict[str, dict[str, Any]]:
+        """The configurations of the DiT, VAE and scheduler, enough to rebuild them (weights aside)."""
+        return {name: part_config(getattr(self, name)) for name in DECODER_PARTS}
 
     # ---------------------------------------------------------------- VAE
     @torch.no_grad()

@@ -23,13 +23,13 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor, nn
-from transformers import AutoModel
+from transformers import AutoConfig, AutoModel
 
 from lerobot_stamo.policies.pretrained import StrictLoadingMixin, render_model_card
 
 from .compressor import StamoCompressor
 from .configuration_stamo import StamoConfig
-from .decoder import StamoDecoder, load_pretrained_part
+from .decoder import DECODER_PARTS, StamoDecoder, load_pretrained_part, part_config
 from .images import grid, prepare_images, psnr, ssim
 
 logger = logging.getLogger(__name__)
@@ -57,13 +57,32 @@ class StamoAutoencoder(nn.Module):
     """Encoder (DINOv2 + compressor) and decoder (SD3 DiT + VAE) of StaMo.
 
     Args:
-        config: The policy config.
+        config: The policy config. Its `part_configs` are (re)recorded from the built parts.
+        from_checkpoint: Build the parts from `config.part_configs` with random weights (a checkpoint's
+            weights overwrite them) instead of loading them from `backbone` / `decoder_path`.
     """
 
-    def __init__(self, config: StamoConfig):
+    def __init__(self, config: StamoConfig, from_checkpoint: bool = False):
         super().__init__()
         self.config = config
-        self.backbone = load_pretrained_part(AutoModel.from_pretrained, config.backbone, "backbone")
+        parts = config.part_configs if from_checkpoint else None
+        if parts is not None:
+            missing = [name for name in ("backbone", *DECODER_PARTS) if name not in parts]
+            if missing:
+                raise ValueError(
+                    f"The checkpoint's `part_configs` lacks {missing} (it has {sorted(parts)}): config.json was "
+                    "edited or truncated. Restore it from the original checkpoint."
+                )
+            self.backbone = AutoModel.from_config(AutoConfig.for_model(**parts["backbone"]))
+        else:
+            if from_checkpoint:
+                logger.warning(
+                    "This stamo checkpoint predates self-contained checkpoints (no `part_configs` in its "
+                    f"config.json): loading its parts from `backbone`={config.backbone!r} and `decoder_path`="
+                    f"{config.decoder_path!r} first. Save it again (`policy.save_pretrained`) to make it "
+                    "self-contained."
+                )
+            self.backbone = load_pretrained_part(AutoModel.from_pretrained, config.backbone, "backbone")
         bcfg = self.backbone.config
         if not hasattr(bcfg, "patch_size") or not hasattr(bcfg, "hidden_size"):
             raise ValueError(
@@ -91,7 +110,8 @@ class StamoAutoencoder(nn.Module):
             stage_head_dim=config.compression_head_dim,
             dropout=config.compressor_dropout,
         )
-        self.decoder = StamoDecoder(config)
+        self.decoder = StamoDecoder(config, parts)
+        config.part_configs = {"backbone": part_config(self.backbone)} | self.decoder.part_configs()
         mean = torch.tensor(config.backbone_image_mean).view(1, 3, 1, 1)
         std = torch.tensor(config.backbone_image_std).view(1, 3, 1, 1)
         self.register_buffer("pixel_mean", mean, persistent=False)
@@ -161,13 +181,14 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
 
     Args:
         config: A `StamoConfig`.
+        from_checkpoint: Build the pretrained parts from `config.part_configs` (set by `from_pretrained`).
         **kwargs: `dataset_stats` / `dataset_meta` from `make_policy` (unused).
     """
 
     config_class = StamoConfig
     name = "stamo"
 
-    def __init__(self, config: StamoConfig, **kwargs: Any):
+    def __init__(self, config: StamoConfig, from_checkpoint: bool = False, **kwargs: Any):
         if not isinstance(config, StamoConfig):
             raise TypeError(
                 f"StamoPolicy needs a StamoConfig, got a {type(config).__name__} "
@@ -176,12 +197,21 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         super().__init__(config)
         config.validate_features()
         self.config = config
-        self.model = StamoAutoencoder(config)
+        self.model = StamoAutoencoder(config, from_checkpoint)
         self._reconstruction_images: Tensor | None = None
         self._reconstruction_source: str | None = None  # "training" or "held-out" frames
         self._feature_cache = None  # loaded at the first training step when `config.feature_cache` is set
         self.last_reconstruction_metrics: dict[str, float] | None = None
         self._last_reconstruction: tuple[tuple, Path] | None = None  # (key, folder) of the last written ones
+
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, **kwargs: Any) -> "StamoPolicy":
+        """Loads a checkpoint: the parts are built from its `part_configs`, every weight from its safetensors.
+
+        No pretrained part is loaded (no network, no gated SD3 repository); `backbone` and `decoder_path` are
+        only read for checkpoints saved before `part_configs` existed.
+        """
+        return super().from_pretrained(pretrained_name_or_path, from_checkpoint=True, **kwargs)
 
     # ------------------------------------------------------------ LeRobot interface
     def get_optim_params(self) -> list[nn.Parameter]:
