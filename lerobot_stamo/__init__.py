@@ -9,6 +9,7 @@ __version__ = "0.1.0.dev0"
 # Every module with a registration side effect is imported here (and only here).
 from lerobot_stamo import (
     envs,  # noqa: F401,E402  (EnvConfig "stamo_so101" + gym ids)
+    robots,  # noqa: F401,E402  (RobotConfig "stamo_so100"/"stamo_so101"/"stamo_koch", teleop "stamo_koch_leader")
     transforms,  # noqa: F401,E402  (processor step "stamo_pseudo_action")
 )
 from lerobot_stamo.policies import (
