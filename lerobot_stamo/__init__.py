@@ -12,7 +12,11 @@ from lerobot_stamo import (
     robots,  # noqa: F401,E402  (RobotConfig "stamo_so100"/"stamo_so101"/"stamo_koch", teleop "stamo_koch_leader")
     transforms,  # noqa: F401,E402  (processor step "stamo_pseudo_action")
 )
+from lerobot_stamo.errors import install as _install_error_reporting  # noqa: E402
 from lerobot_stamo.policies import (
     stamo,  # noqa: F401,E402  (PolicyConfig "stamo" + its processor step)
     stamo_vla,  # noqa: F401,E402  (PolicyConfig "stamo_vla" + its processor steps)
 )
+
+# The last line of an uncaught user error (also under lerobot-train/-eval/-record) names the problem and fix.
+_install_error_reporting()

@@ -6,6 +6,8 @@ from typing import Any
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
 
+from lerobot_stamo.errors import explain_config_errors
+
 DECODER_MODES = ("full", "frozen", "lora")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -136,6 +138,7 @@ class StamoConfig(PreTrainedConfig):
     optimizer_weight_decay: float = 1e-3
     optimizer_grad_clip_norm: float = 1.0
 
+    @explain_config_errors  # the message stays the last line under `lerobot-train` (draccus hides it)
     def __post_init__(self):
         super().__post_init__()
         if self.decoder_mode not in DECODER_MODES:

@@ -1,12 +1,13 @@
 """Configuration of the `stamo_vla` policy: a chunked actor with StaMo's world-model head."""
 
-import logging
 from dataclasses import dataclass, field
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.optim import AdamWConfig, CosineDecayWithWarmupSchedulerConfig
 from lerobot.utils.constants import OBS_STATE
+
+from lerobot_stamo.errors import explain_config_errors
 
 BACKBONES = ("compact", "vlm")
 VISIONS = ("resnet18", "stamo")
@@ -116,15 +117,10 @@ class StamoVLAConfig(PreTrainedConfig):
     scheduler_decay_steps: int = 30_000
     scheduler_decay_lr: float = 1e-5
 
+    @explain_config_errors  # the message stays the last line under `lerobot-train` (draccus hides it)
     def __post_init__(self):
         super().__post_init__()
-        try:
-            self._check_values()
-        except ValueError as err:
-            # draccus (`lerobot-train --policy.x=...`) replaces this message with "Couldn't instantiate class
-            # StamoVLAConfig": log it so that the user sees what is wrong and how to fix it.
-            logging.getLogger(__name__).error(str(err))
-            raise
+        self._check_values()
 
     def _check_values(self) -> None:
         for name, value, choices in (

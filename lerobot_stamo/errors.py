@@ -1,0 +1,280 @@
+"""Errors that explain themselves: the last line a user sees names the problem and the fix.
+
+Two things hide a config's own message from the user:
+
+- draccus turns a `ValueError`/`TypeError` raised in a config's `__post_init__` into
+  `ParsingError: Couldn't instantiate class X` (the real message survives only as the exception's cause, in the
+  middle of a chained traceback), and
+- LeRobot's `parser.wrap` (`lerobot-train`, `lerobot-eval`, `lerobot-record`, `lerobot-stamo-interpolate`)
+  catches draccus' `DecodingError`, prints `error: <it>` and exits, so for `--policy.type=stamo` the message
+  is not printed at all.
+
+Two pieces fix both: `explain_config_errors` (a decorator on a policy config's `__post_init__`) re-raises
+the config's `ValueError` as a `ConfigArgumentError` while draccus decodes it, so the message passes through
+draccus into the `error: ...` line LeRobot prints; and `install()` (called once when the plug-in is imported)
+sets a `sys.excepthook` that, for an uncaught exception whose cause/context chain holds a `StamoError` (or a
+config's `ValueError` wrapped by draccus), prints the usual traceback and then that message as the final
+line. Genuine bugs keep their plain traceback.
+
+`check_checkpoint` and `check_dataset` turn the generic failures of a missing or damaged input (an offline
+Hub lookup, a repo-id validation error, a JSON or safetensors parse error without a file name) into one
+message that names the file and what to do.
+"""
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+
+class StamoError(Exception):
+    """A user error: the input is wrong and the message says what to do (not a bug of this plug-in)."""
+
+
+class StamoConfigError(StamoError, ValueError):
+    """A configuration value is invalid (a `ValueError`, as LeRobot's configs raise)."""
+
+
+class ConfigArgumentError(StamoError):
+    """A config refused the arguments draccus decoded (deliberately not a `ValueError`, see
+    `explain_config_errors`)."""
+
+
+class StamoInputError(StamoError, OSError):
+    """An input file or folder is missing, is not what it should be, or is damaged."""
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """The exception, then its causes/contexts (each once)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def user_error(exc: BaseException) -> BaseException | None:
+    """The user error that explains `exc`, or None for a genuine bug.
+
+    That is the first `StamoError` in the cause/context chain, else the `ValueError` a config's
+    `__post_init__` raised and draccus wrapped as "Couldn't instantiate class ..." (LeRobot's convention for
+    validation errors).
+    """
+    from draccus.utils import ParsingError
+
+    chain = list(_chain(exc))
+    for err in chain:
+        if isinstance(err, StamoError):
+            return err
+    for err in chain:
+        cause = err.__cause__
+        if (
+            isinstance(err, ParsingError)
+            and str(err).startswith("Couldn't instantiate class")
+            and isinstance(cause, ValueError)
+            and not isinstance(cause, ParsingError)
+        ):
+            return cause
+    return None
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None, previous=sys.__excepthook__
+) -> None:
+    previous(exc_type, exc, tb)
+    err = user_error(exc)
+    if err is not None and err is not exc:
+        print(f"\nerror: {err}", file=sys.stderr)
+
+
+def _decoding_by_draccus() -> bool:
+    """True while draccus decodes a config (a `ValueError` raised now becomes a message-less ParsingError)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "decode_dataclass" and code.co_filename.endswith(
+            os.path.join("draccus", "parsers", "decoding.py")
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def explain_config_errors(post_init: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Decorates a config's `__post_init__` so that its `ValueError` messages reach the user's last line.
+
+    Called from Python, the `ValueError` propagates unchanged. While draccus decodes the config (a console
+    script, `lerobot-train --policy.type=...`, `PreTrainedConfig.from_pretrained`), the same message is raised
+    as a `ConfigArgumentError`, which draccus does not replace by "Couldn't instantiate class ...": LeRobot's
+    `parser.wrap` then prints it as the last line, and elsewhere it ends the traceback.
+    """
+
+    @functools.wraps(post_init)
+    def wrapper(self) -> None:
+        try:
+            post_init(self)
+        except ValueError as err:
+            if not _decoding_by_draccus():
+                raise
+            raise ConfigArgumentError(str(err)) from err
+
+    return wrapper
+
+
+def install() -> None:
+    """Installs the excepthook (idempotent; called when the plug-in is imported)."""
+    if getattr(sys.excepthook, "__name__", "") == "_stamo_excepthook":
+        return
+    previous = sys.excepthook
+
+    def _stamo_excepthook(exc_type, exc, tb):
+        _excepthook(exc_type, exc, tb, previous)
+
+    sys.excepthook = _stamo_excepthook
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE as set now (huggingface_hub reads it once, at import)."""
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in (
+        "1",
+        "ON",
+        "YES",
+        "TRUE",
+    )
+
+
+def _is_local(path: str) -> bool:
+    """Whether `path` must be a local folder (it exists, or cannot be a Hub repo id)."""
+    if Path(path).expanduser().exists() or path.startswith((".", "/", "~")) or path.count("/") > 1:
+        return True
+    try:
+        validate_repo_id(path)
+    except HFValidationError:
+        return True
+    return False
+
+
+def check_json_file(path: Path, flag: str) -> dict:
+    """Reads a JSON object from `path`, naming the file and `flag` when it is missing or damaged."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise StamoInputError(f"{flag}: {path} is missing. Point {flag} at a complete folder.") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StamoInputError(
+            f"{flag}: {path} is not valid JSON ({err}). The file is damaged: restore or re-create it."
+        ) from err
+    if not isinstance(data, dict):
+        raise StamoInputError(
+            f"{flag}: {path} holds a {type(data).__name__}, not a JSON object. Restore or re-create it."
+        )
+    return data
+
+
+def check_safetensors_file(path: Path, flag: str) -> None:
+    """Opens the header of a safetensors file, naming the file when it is truncated or not safetensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except (SafetensorError, OSError) as err:
+        raise StamoInputError(
+            f"{flag}: {path} cannot be read as safetensors ({err}). The file is truncated or damaged: "
+            "copy or download it again, or re-train."
+        ) from err
+
+
+def check_checkpoint(path: str | Path | None, flag: str = "--policy.path") -> None:
+    """Checks a checkpoint folder (config.json + *.safetensors) before LeRobot or transformers load it.
+
+    A Hub repo id passes through (the Hub's own errors name it); a local folder that is missing, is not a
+    checkpoint, or holds a damaged `config.json` or safetensors file raises a `StamoInputError` naming the
+    file and the fix.
+
+    Raises:
+        StamoInputError: For a missing or damaged local checkpoint, or a Hub id while HF_HUB_OFFLINE=1 that is
+            not in the local cache.
+    """
+    if path is None or str(path) == "":
+        raise StamoInputError(f"{flag} is required: a checkpoint folder (with config.json) or a Hub repo id.")
+    path = str(path)
+    folder = Path(path).expanduser()
+    if not _is_local(path):
+        if _offline() and try_to_load_from_cache(path, "config.json") is None:
+            raise StamoInputError(
+                f"{flag}={path}: no such folder, and HF_HUB_OFFLINE=1 forbids downloading it as a Hub repo id. "
+                "Pass an existing checkpoint folder, or unset HF_HUB_OFFLINE to download it."
+            )
+        return
+    if not folder.exists():
+        raise StamoInputError(
+            f"{flag}={path}: no such folder. Pass a checkpoint folder (e.g. "
+            "outputs/train/<run>/checkpoints/last/pretrained_model) or a Hub repo id (user/name)."
+        )
+    if not folder.is_dir():
+        raise StamoInputError(f"{flag}={path} is a file: pass the checkpoint folder that holds config.json.")
+    if not (folder / "config.json").is_file():
+        nested = sorted(p.parent for p in folder.glob("**/pretrained_model/config.json"))
+        hint = f" Did you mean {nested[-1]}?" if nested else ""
+        raise StamoInputError(
+            f"{flag}={path} has no config.json, so it is not a checkpoint folder.{hint} Pass the "
+            "`pretrained_model` folder of a training run."
+        )
+    check_json_file(folder / "config.json", flag)
+    for weights in sorted(folder.glob("*.safetensors")):
+        check_safetensors_file(weights, flag)
+
+
+def check_dataset(repo_id: str, root: str | Path | None, flag: str = "--dataset") -> Path | None:
+    """Checks that a LeRobot dataset can be opened before `LeRobotDatasetMetadata` tries the Hub.
+
+    Returns:
+        The local dataset folder, or None when it will come from the Hub (online).
+
+    Raises:
+        StamoInputError: For a missing folder, a folder without `meta/info.json` or with a damaged one, or a
+            dataset that is neither local nor reachable because HF_HUB_OFFLINE=1.
+    """
+    from lerobot.utils.constants import HF_LEROBOT_HOME
+
+    if root is not None:
+        folder = Path(root).expanduser()
+        if not folder.is_dir():
+            raise StamoInputError(
+                f"{flag}.root={root}: no such folder. Pass the folder of a LeRobot dataset (with meta/info.json),"
+                " e.g. one written by lerobot-stamo-sim-record."
+            )
+    else:
+        try:
+            validate_repo_id(repo_id)
+        except HFValidationError as err:
+            raise StamoInputError(
+                f"{flag}.repo_id={repo_id!r} is not a Hub repo id ({err}). Use user/name, or pass "
+                f"{flag}.root=<folder> for a local dataset."
+            ) from err
+        folder = HF_LEROBOT_HOME / repo_id
+        if not folder.is_dir():
+            if _offline():
+                raise StamoInputError(
+                    f"Dataset {repo_id!r} is not in {folder} and HF_HUB_OFFLINE=1 forbids downloading it. "
+                    f"Pass {flag}.root=<dataset folder>, or unset HF_HUB_OFFLINE to download it."
+                )
+            return None
+    info = folder / "meta" / "info.json"
+    if not info.is_file():
+        raise StamoInputError(
+            f"{folder} is not a LeRobot dataset (no meta/info.json). Pass {flag}.root=<the dataset folder>."
+        )
+    check_json_file(info, f"{flag}.root")
+    return folder
