@@ -166,6 +166,9 @@ class StamoConfig(PreTrainedConfig):
             )
         if not 0.0 <= self.random_flip <= 1.0:
             raise ValueError(f"`random_flip` is a probability, got {self.random_flip}.")
+        for name in ("num_inference_steps", "reconstruction_num_inference_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1 Euler step, got {getattr(self, name)}.")
         if self.loss_buckets < 1:
             raise ValueError(f"`loss_buckets` must be >= 1, got {self.loss_buckets}.")
 

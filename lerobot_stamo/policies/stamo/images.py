@@ -26,8 +26,10 @@ def prepare_images(images: Tensor, size: int | tuple[int, int] | None, key: str 
         raise TypeError(f"`{key}` must be a torch.Tensor of shape (B, 3, H, W), got {type(images).__name__}.")
     if images.ndim == 3:
         images = images.unsqueeze(0)
-    if images.ndim != 4:
-        raise ValueError(f"`{key}` must have shape (B, 3, H, W), got {tuple(images.shape)}.")
+    if images.ndim != 4 or 0 in images.shape:
+        raise ValueError(
+            f"`{key}` must have shape (B, 3, H, W) with B, H, W >= 1, got {tuple(images.shape)}."
+        )
     if images.shape[1] != 3:
         if images.shape[-1] == 3:
             raise ValueError(

@@ -15,6 +15,7 @@ SD3 decoder (`decoder.py`) trained with the flow-matching loss.
 import json
 import logging
 import shutil
+from numbers import Integral
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -51,6 +52,13 @@ def _log_to_wandb(image_path: Path, metrics: dict[str, float]) -> None:
             | {f"stamo/{k}": v for k, v in metrics.items()},
             commit=False,
         )
+
+
+def _check_count(value: Any, name: str, minimum: int, why: str = "") -> None:
+    """Raises a clear error unless `value` is an int (not a bool) >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        why = f" {why}" if why else ""
+        raise ValueError(f"`{name}` must be an integer >= {minimum}{why}, got {value!r}.")
 
 
 class StamoAutoencoder(nn.Module):
@@ -353,8 +361,9 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         Returns:
             (B, 3, S, S) float32 images in [0, 1].
         """
-        states = self._check_states(states, "states")
-        steps = num_inference_steps or self.config.num_inference_steps
+        states = self._check_states(states, "states").to(self.device, torch.float32)
+        steps = self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
+        _check_count(steps, "num_inference_steps", 1)
         noise = None
         if shared_noise:
             dec = self.model.decoder
@@ -363,13 +372,19 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         latents = self.model.decoder.sample(states, steps, generator=generator, noise=noise)
         return self.model.decoder.latents_to_images(latents)
 
-    @staticmethod
-    def motion(s_t: Tensor, s_tk: Tensor) -> Tensor:
-        """Latent motion (StaMo's latent action) from state `s_t` to `s_tk`: `s_tk - s_t`, same shape."""
+    def motion(self, s_t: Tensor, s_tk: Tensor) -> Tensor:
+        """Latent motion (StaMo's latent action) from state `s_t` to `s_tk`: `s_tk - s_t`.
+
+        Args:
+            s_t / s_tk: (B, N, D) or (N, D) states of the same shape.
+
+        Returns:
+            The motion, same shape.
+        """
+        self._check_same_states(s_t=s_t, s_tk=s_tk)
         return s_tk - s_t
 
-    @staticmethod
-    def interpolate(s_a: Tensor, s_b: Tensor, n: int) -> Tensor:
+    def interpolate(self, s_a: Tensor, s_b: Tensor, n: int) -> Tensor:
         """Linear interpolation between states, endpoints included.
 
         The pooled conditioning is a linear function of the state, so interpolating the state interpolates
@@ -383,28 +398,61 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         Returns:
             (B, n, N, D) (or (n, N, D) for unbatched inputs).
         """
-        if n < 2:
-            raise ValueError(f"`n` must be >= 2 to include both endpoints, got {n}.")
-        if s_a.shape != s_b.shape:
-            raise ValueError(f"s_a {tuple(s_a.shape)} and s_b {tuple(s_b.shape)} must have the same shape.")
+        _check_count(n, "n", 2, "to include both endpoints")
+        self._check_same_states(s_a=s_a, s_b=s_b)
         alphas = torch.linspace(0, 1, n, device=s_a.device, dtype=s_a.dtype)
         alphas = alphas.view(*([1] * (s_a.ndim - 2)), n, 1, 1)  # (..., n, 1, 1)
         return torch.lerp(s_a.unsqueeze(-3), s_b.unsqueeze(-3), alphas)
 
-    @staticmethod
-    def transfer(s_c: Tensor, s_a: Tensor, s_b: Tensor) -> Tensor:
-        """Motion transfer: applies the motion a -> b to the state c (`s_c + (s_b - s_a)`)."""
+    def transfer(self, s_c: Tensor, s_a: Tensor, s_b: Tensor) -> Tensor:
+        """Motion transfer: applies the motion a -> b to the state c (`s_c + (s_b - s_a)`).
+
+        Args:
+            s_c / s_a / s_b: (B, N, D) or (N, D) states, all of the same shape (no broadcasting).
+
+        Returns:
+            The moved states, same shape.
+        """
+        self._check_same_states(s_c=s_c, s_a=s_a, s_b=s_b)
         return s_c + (s_b - s_a)
 
     def _check_states(self, states: Tensor, name: str) -> Tensor:
+        """Checks that `states` are finite float (B, N, D) or (N, D) states of this model; returns (B, N, D)."""
+        n, d = self.config.num_tokens, self.config.token_dim
+        if not isinstance(states, Tensor):
+            raise TypeError(
+                f"`{name}` must be a torch.Tensor of shape (B, {n}, {d}), got {type(states).__name__}."
+            )
+        if not states.is_floating_point():
+            raise TypeError(
+                f"`{name}` must be float states (from `policy.encode`), got dtype {states.dtype}."
+            )
         if states.ndim == 2:
             states = states.unsqueeze(0)
-        expected = (self.config.num_tokens, self.config.token_dim)
-        if states.ndim != 3 or tuple(states.shape[1:]) != expected:
+        if states.ndim != 3 or tuple(states.shape[1:]) != (n, d) or states.shape[0] == 0:
             raise ValueError(
-                f"`{name}` must have shape (B, {expected[0]}, {expected[1]}), got {tuple(states.shape)}."
+                f"`{name}` must have shape (B, {n}, {d}) or ({n}, {d}) with B >= 1 (this model's num_tokens x "
+                f"token_dim), got {tuple(states.shape)}. Encode the frames with this checkpoint's "
+                "`policy.encode`."
             )
-        return states.to(self.device, torch.float32)
+        if not torch.isfinite(states).all():
+            bad = (~torch.isfinite(states)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+            raise ValueError(
+                f"`{name}` contains NaN or inf values (batch items {bad[:10]}): pass finite states."
+            )
+        return states
+
+    def _check_same_states(self, **states: Tensor) -> None:
+        """Checks every state tensor (see `_check_states`) and that they all have the same shape."""
+        for name, x in states.items():
+            self._check_states(x, name)
+        shapes = {name: tuple(x.shape) for name, x in states.items()}
+        if len(set(shapes.values())) > 1:
+            listed = ", ".join(f"`{name}` {shape}" for name, shape in shapes.items())
+            raise ValueError(
+                f"The states must all have the same shape (no broadcasting), got {listed}. Pass one state per "
+                "batch item to each argument (e.g. repeat a single state with `.expand(B, -1, -1)`)."
+            )
 
     # ------------------------------------------------------------ reconstructions and the Hub
     @torch.no_grad()
