@@ -1,0 +1,47 @@
+"""Fixtures of the real-arm tests: emulated SO-101 and Koch arms on pseudo-terminals, calibrated through
+`calibration_dir`, with fake cameras."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the fake camera plug-in and the emulators
+
+from lerobot_camera_stamo_test import StamoTestCameraConfig  # noqa: E402
+from servo_emulators import (  # noqa: E402
+    KOCH_MODELS,
+    DynamixelEmulator,
+    FeetechEmulator,
+    so_calibration,
+    write_calibration,
+)
+
+
+def fake_cameras(**overrides) -> dict[str, StamoTestCameraConfig]:
+    return {
+        "front": StamoTestCameraConfig(**overrides),
+        "wrist": StamoTestCameraConfig(colour=(40, 200, 60), **overrides),
+    }
+
+
+@pytest.fixture
+def so_emulator():
+    emulator = FeetechEmulator.with_calibration(so_calibration())
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def koch_emulator():
+    emulator = DynamixelEmulator.with_calibration(so_calibration(), KOCH_MODELS)
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def calibration_dir(tmp_path) -> Path:
+    """A calibration folder with `arm.json` matching the emulated servos' registers."""
+    directory = tmp_path / "calibration"
+    write_calibration(so_calibration(), directory, "arm")
+    return directory
