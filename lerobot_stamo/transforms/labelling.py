@@ -32,9 +32,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from lerobot.utils.constants import OBS_IMAGES, OBS_STR
+from lerobot.utils.constants import HF_LEROBOT_HOME, OBS_IMAGES, OBS_STR
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
+
+from lerobot_stamo.errors import check_checkpoint, check_dataset
+from lerobot_stamo.paths import check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -108,27 +111,77 @@ class LabelConfig:
 
 # --------------------------------------------------------------------------------------------- helpers
 def camera_name(key: str) -> str:
-    """`observation.images.front` -> `front` (the suffix used in the StaMo column names)."""
+    """`observation.images.front` -> `front` (the short name users pass to `--cameras`)."""
     prefix = f"{OBS_IMAGES}."
     return key[len(prefix) :] if key.startswith(prefix) else key
 
 
+# Substrings that LeRobot 0.6.1 tests feature keys for: a key *containing* "image" is validated as an image
+# by `compute_stats` and converted as one by `hil_processor`/`policies.utils`; "visual"/"pixels" select
+# image normalisation in `migrate_policy_normalization`; "_is_pad" marks padding flags in the batch
+# converter; ".images." marks images in `pipeline_features`. A StaMo column must contain none of them.
+RESERVED_SUBSTRINGS = {"image": "img", "visual": "vis", "pixels": "pix", "_is_pad": "_ispad"}
+# Marks a rewritten camera name; never part of a name used as is, so rewritten and kept names cannot collide.
+REWRITE_MARK = "--"
+
+
+def column_suffix(camera_key: str) -> str:
+    """The camera part of a StaMo column name: the one mapping from camera keys to StaMo columns.
+
+    `observation.images.<cam>` -> `<cam>` when `<cam>` holds no substring LeRobot treats specially (see
+    `RESERVED_SUBSTRINGS`) and no `--` (a short name `<cam>` stands for `observation.images.<cam>`);
+    otherwise (and for cameras outside `observation.images.`) a readable
+    rewrite plus `--` and 8 hex digits of the key's sha256, e.g. `observation.image` -> `img--<hash>`,
+    `observation.images.wrist_image` -> `wrist_img--<hash>`. Kept names never contain `--`, rewritten ones
+    always do, and the hash tells rewritten ones apart, so two cameras never share a column.
+    """
+    if not camera_key.startswith(f"{OBS_STR}."):  # a short name, as given to --cameras: `front`
+        camera_key = f"{OBS_IMAGES}.{camera_key}"
+    short = camera_name(camera_key)
+    if short == camera_key:  # not under observation.images.: drop `observation.` and always rewrite
+        short = short.removeprefix(f"{OBS_STR}.")
+    readable = short.replace(REWRITE_MARK, "-")
+    while any(token in readable for token in RESERVED_SUBSTRINGS):
+        for token, replacement in RESERVED_SUBSTRINGS.items():
+            readable = readable.replace(token, replacement)
+    if readable == camera_name(camera_key) and camera_key.startswith(f"{OBS_IMAGES}."):
+        return readable
+    digest = hashlib.sha256(camera_key.encode()).hexdigest()[:8]
+    return f"{readable}{REWRITE_MARK}{digest}"
+
+
 def state_key(camera_key: str) -> str:
-    """Column name of the StaMo state of a camera: `observation.stamo_state.<cam>`."""
-    return f"{STATE_PREFIX}.{camera_name(camera_key)}"
+    """Column name of the StaMo state of a camera: `observation.stamo_state.<column_suffix(cam)>`."""
+    return f"{STATE_PREFIX}.{column_suffix(camera_key)}"
 
 
 def motion_key(camera_key: str) -> str:
-    """Column name of the latent motion of a camera: `observation.stamo_motion.<cam>`."""
-    return f"{MOTION_PREFIX}.{camera_name(camera_key)}"
+    """Column name of the latent motion of a camera: `observation.stamo_motion.<column_suffix(cam)>`."""
+    return f"{MOTION_PREFIX}.{column_suffix(camera_key)}"
 
 
-def resolve_cameras(meta, cameras: list[str] | None) -> list[str]:
+def stamo_columns(cameras: list[str]) -> dict[str, dict[str, str]]:
+    """Camera key -> StaMo column of each kind (recorded in `meta/stamo_labels.json`).
+
+    Raises:
+        ValueError: If two cameras would share a column (a sha256 prefix collision; never seen in practice).
+    """
+    columns = {"state": {k: state_key(k) for k in cameras}, "motion": {k: motion_key(k) for k in cameras}}
+    if len(set(columns["state"].values())) != len(cameras):
+        raise ValueError(
+            f"Cameras {cameras} map to the same StaMo columns {columns['state']}: rename one of them "
+            "(LeRobot's --rename_map) before labelling."
+        )
+    return columns
+
+
+def resolve_cameras(meta, cameras: list[str] | None, flag: str = "--cameras") -> list[str]:
     """Maps `--cameras` (short or full names) to the dataset's camera keys and checks their channels.
 
     Args:
         meta: `LeRobotDatasetMetadata` of the source dataset.
         cameras: Requested cameras, or None for all of them.
+        flag: The command's flag that chose the cameras, named in the errors (`--camera` for the probe).
 
     Returns:
         Full camera keys, in the order requested (or the dataset's order).
@@ -153,7 +206,7 @@ def resolve_cameras(meta, cameras: list[str] | None) -> list[str]:
                 short = [camera_name(k) for k in available]
                 raise ValueError(
                     f"Camera {cam!r} is not in dataset {meta.repo_id!r}. Available cameras: {short} "
-                    f"(or {available}). Fix --cameras."
+                    f"(or {available}). Fix {flag}."
                 )
             if key not in keys:
                 keys.append(key)
@@ -165,8 +218,8 @@ def resolve_cameras(meta, cameras: list[str] | None) -> list[str]:
         if channels != 3:
             raise ValueError(
                 f"Camera {key!r} has {channels} channel(s) (shape {shape}, names {names}); the stamo encoder "
-                "expects 3-channel RGB frames. Leave it out with --cameras (depth or grayscale streams "
-                "cannot be labelled)."
+                f"expects 3-channel RGB frames. Choose another camera with {flag} (depth or grayscale streams "
+                "cannot be encoded)."
             )
     return keys
 
@@ -199,6 +252,7 @@ def load_stamo_config(path: str, revision: str | None = None):
 
     if not path:
         raise ValueError("--policy.path is required: a stamo checkpoint folder or Hub id.")
+    check_checkpoint(path, "--policy.path")
     try:
         config = PreTrainedConfig.from_pretrained(path, revision=revision)
     except FileNotFoundError as err:
@@ -314,7 +368,9 @@ class EpisodeChunks(torch.utils.data.Dataset):
         return out
 
 
-def check_frames(dataset, cameras: list[str], video_backend: str | None = None) -> None:
+def check_frames(
+    dataset, cameras: list[str], video_backend: str | None = None, flag: str = "--cameras"
+) -> None:
     """Decodes the first frame of every camera and checks its value range before any work.
 
     The encoder takes uint8 frames (0..255) or float frames in [0, 1] (what LeRobot's video decoding and
@@ -332,15 +388,15 @@ def check_frames(dataset, cameras: list[str], video_backend: str | None = None) 
         if torch.isnan(frame).any():
             raise ValueError(
                 f"Camera {key!r} of dataset {dataset.meta.repo_id!r}: the first frame (episode 0, frame 0) "
-                "holds NaN values. Fix the recording (or leave the camera out with --cameras)."
+                f"holds NaN values. Fix the recording (or choose another camera with {flag})."
             )
         lo, hi = float(frame.min()), float(frame.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
                 f"Camera {key!r} of dataset {dataset.meta.repo_id!r}: float frames must be in [0, 1], the first "
                 f"frame (episode 0, frame 0) has values in [{lo:.4g}, {hi:.4g}]. Store images as uint8 "
-                "(0..255) or as floats divided by 255 (re-record or convert the dataset), or leave the camera "
-                "out with --cameras."
+                "(0..255) or as floats divided by 255 (re-record or convert the dataset), or choose another "
+                f"camera with {flag}."
             )
 
 
@@ -699,21 +755,51 @@ def labels_fingerprint(
         "token_dim": policy_cfg.token_dim,
         "image_size": policy_cfg.image_size,
         "batch_size": cfg.batch_size,
-        "columns": {
-            "state": {k: state_key(k) for k in cameras},
-            "motion": {k: motion_key(k) for k in cameras},
-            "valid": VALID_KEY,
-        },
+        "columns": {**stamo_columns(cameras), "valid": VALID_KEY},
     }
 
 
-def _read_labels(folder: Path) -> dict | None:
-    path = folder / LABELS_FILE
+def read_labels(folder: Path) -> dict | None:
+    """`meta/stamo_labels.json` of a folder, or None if it has none (or an unreadable one)."""
+    return _read_json(folder / LABELS_FILE)
+
+
+def check_output_is_ours(output_dir: Path, work: Path) -> None:
+    """Refuses to write over anything but an empty folder or a dataset `lerobot-stamo-label` wrote.
+
+    `--overwrite=true` replaces only a folder holding `meta/stamo_labels.json` written by this command; the
+    work folder `.<name>.stamo-work` is reused or removed only when it holds this command's
+    `fingerprint.json` (or nothing).
+
+    Raises:
+        FileExistsError: Naming the folder, what it holds and the fix.
+    """
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(
+            f"--output_dir={output_dir} is a file: choose a folder path for the labelled dataset."
+        )
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        labels = read_labels(output_dir)
+        if labels is None or labels.get("created_by") != "lerobot-stamo-label":
+            raise FileExistsError(
+                f"--output_dir={output_dir} holds files that are not a dataset written by lerobot-stamo-label (no "
+                f"{LABELS_FILE}); --overwrite only ever replaces such a dataset. Choose a new or empty folder."
+            )
+    if work.exists() and any(work.iterdir()):
+        info = _read_json(work / "fingerprint.json")
+        if not work.is_dir() or info is None or info.get("created_by") != "lerobot-stamo-label":
+            raise FileExistsError(
+                f"{work} (the work folder of --output_dir={output_dir}) holds files lerobot-stamo-label did not "
+                "write. Move them away or choose another --output_dir."
+            )
+
+
+def _read_json(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
@@ -739,11 +825,15 @@ def label_dataset(cfg: LabelConfig) -> Path:
         raise ValueError("--dataset.repo_id is required (with --dataset.root for a local dataset).")
     if not cfg.output_dir:
         raise ValueError("--output_dir is required: the folder of the new, labelled dataset.")
-    output_dir = Path(cfg.output_dir).expanduser().resolve()
-    if cfg.dataset.root and output_dir == Path(cfg.dataset.root).expanduser().resolve():
-        raise ValueError(f"--output_dir={output_dir} is the source dataset: choose a new folder.")
+    source_root = cfg.dataset.root or HF_LEROBOT_HOME / cfg.dataset.repo_id
+    output_dir = check_output_path(
+        cfg.output_dir, {"--dataset.root": source_root, "--policy.path": cfg.policy.path}
+    )
+    work = work_dir_for(output_dir)
+    check_output_is_ours(output_dir, work)
 
     # 1. Checks, before any work.
+    check_dataset(cfg.dataset.repo_id, cfg.dataset.root)
     meta = LeRobotDatasetMetadata(cfg.dataset.repo_id, root=cfg.dataset.root, revision=cfg.dataset.revision)
     cameras = resolve_cameras(meta, cfg.cameras)
     check_horizon(meta, cfg.horizon)
@@ -757,10 +847,9 @@ def label_dataset(cfg: LabelConfig) -> Path:
     check_frames(dataset, cameras, cfg.dataset.video_backend)
     identity = checkpoint_identity(cfg.policy.path, cfg.policy.revision)
     fingerprint = labels_fingerprint(cfg, meta, cameras, identity, policy_cfg)
-    work = work_dir_for(output_dir)
     rank, world, wait, rank_device = _dist_state()
 
-    existing = _read_labels(output_dir) if output_dir.exists() else None
+    existing = read_labels(output_dir) if output_dir.exists() else None
     if output_dir.exists() and existing == fingerprint:
         logger.info(f"{output_dir} already holds this labelling: nothing to do.")
         if rank == 0 and work.exists():
@@ -768,11 +857,17 @@ def label_dataset(cfg: LabelConfig) -> Path:
         if rank == 0 and cfg.push_to_hub:
             push_labelled(output_dir, cfg.repo_id, cfg.private)
         return output_dir
-    if output_dir.exists() and any(output_dir.iterdir()) and not cfg.overwrite:
-        what = "a different stamo labelling" if existing else "other files"
+    if existing is not None and not cfg.overwrite:
         raise FileExistsError(
-            f"--output_dir={output_dir} already holds {what}. Choose another folder or pass --overwrite=true "
-            "to replace it."
+            f"--output_dir={output_dir} already holds a different stamo labelling (source "
+            f"{existing.get('source_repo_id')!r}, horizon {existing.get('horizon')}, cameras "
+            f"{existing.get('cameras')}). Choose another folder or pass --overwrite=true to replace it."
+        )
+    if existing is not None and rank == 0:
+        logger.warning(
+            f"--overwrite=true: replacing the stamo-labelled dataset at {output_dir} (source "
+            f"{existing.get('source_repo_id')!r}, checkpoint {existing.get('policy_path')!r}, horizon "
+            f"{existing.get('horizon')}, cameras {existing.get('cameras')}) once the new labelling is complete."
         )
 
     # 2. Work folder: keep shards of an interrupted run with the same fingerprint, else start afresh.
@@ -867,7 +962,7 @@ def load_labels(root: str | Path) -> dict[str, Any]:
     Raises:
         FileNotFoundError: If the folder is not a dataset written by `lerobot-stamo-label`.
     """
-    info = _read_labels(Path(root))
+    info = read_labels(Path(root))
     if info is None:
         raise FileNotFoundError(
             f"{root} has no {LABELS_FILE}: it is not a dataset labelled by `lerobot-stamo-label`."

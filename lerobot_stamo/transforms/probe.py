@@ -42,13 +42,18 @@ from lerobot.utils.constants import ACTION, OBS_STATE
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from lerobot_stamo.errors import check_dataset
+
 from .labelling import (
+    LABELS_FILE,
     EpisodeChunks,
     LabelDatasetArgs,
     LabelPolicyArgs,
     check_frames,
+    checkpoint_identity,
     load_stamo_config,
     plan_chunks,
+    read_labels,
     resolve_cameras,
     state_key,
 )
@@ -118,16 +123,46 @@ class ProbeConfig:
 
 
 # --------------------------------------------------------------------------------------------- features
+def stored_states_usable(dataset, camera: str, policy_path: str, revision: str | None) -> tuple[bool, str]:
+    """Whether the dataset's stored StaMo states of `camera` were encoded by the probed checkpoint.
+
+    They are read only when `meta/stamo_labels.json` names weights with the same sha256 as `--policy.path`;
+    otherwise the frames are encoded with `--policy.path` (a dataset labelled by checkpoint A never reports
+    A's states as those of checkpoint B).
+
+    Returns:
+        (use the stored states, a sentence saying where the probe's StaMo states come from).
+    """
+    column = state_key(camera)
+    if column not in dataset.meta.features:
+        return False, f"encoded with --policy.path (the dataset has no stored {column!r})"
+    labels = read_labels(Path(dataset.root))
+    theirs = (labels or {}).get("weights_sha256")
+    ours = checkpoint_identity(policy_path, revision)["weights_sha256"]
+    if theirs == ours:
+        return True, f"read from the dataset's {column!r} (labelled by the same checkpoint weights)"
+    if labels is None:
+        why = f"the dataset has no {LABELS_FILE} to tell which checkpoint wrote them"
+    else:
+        why = f"they were written by checkpoint {labels.get('policy_path')!r} (other weights)"
+    return False, f"encoded with --policy.path, not read from the stored {column!r}: {why}"
+
+
 @torch.inference_mode()
-def frame_features(policy, dataset, camera: str, cfg: ProbeConfig) -> dict[str, np.ndarray]:
+def frame_features(
+    policy, dataset, camera: str, cfg: ProbeConfig, stored: bool = False
+) -> dict[str, np.ndarray]:
     """Per-frame features of every representation, in dataset row order.
+
+    Args:
+        stored: Read the StaMo states from the dataset's state column instead of encoding the frames (only
+            when they come from the probed checkpoint, see `stored_states_usable`).
 
     Returns:
         `{"stamo": (F, N*D), "backbone": (F, C), "pixels": (F, 3*pool*pool)}` float32 arrays.
     """
 
     meta = dataset.meta
-    stored = state_key(camera) in meta.features
     chunks = plan_chunks(meta, list(range(meta.total_episodes)), cfg.batch_size)
     loader = torch.utils.data.DataLoader(
         EpisodeChunks(dataset, [camera], chunks, cfg.dataset.video_backend),
@@ -315,6 +350,41 @@ def fit_mlp(
         return F.mse_loss(model(xs), ys).item(), best_step
 
 
+def plan_horizons(meta, horizons: list[int], train: list[int], test: list[int]) -> list[int]:
+    """The horizons that leave probe tuples on both sides, decided before any frame is encoded.
+
+    An episode of L frames gives L - k tuples at horizon k; shorter episodes are skipped at that horizon
+    (with a warning), a horizon without >= 2 training and >= 1 held-out tuples is dropped (with a warning).
+
+    Raises:
+        ValueError: If no horizon is usable (naming the episode lengths and the fix).
+    """
+    lengths = {e: int(meta.episodes[e]["length"]) for e in train + test}
+    usable = []
+    for k in horizons:
+        short = [e for e in lengths if lengths[e] <= k]
+        n_train = sum(max(lengths[e] - k, 0) for e in train)
+        n_test = sum(max(lengths[e] - k, 0) for e in test)
+        if n_train < 2 or n_test < 1:
+            logger.warning(
+                f"Horizon k={k} skipped: it leaves {n_train} training and {n_test} held-out tuple(s) "
+                "(needs >= 2 and >= 1)."
+            )
+            continue
+        if short:
+            logger.warning(
+                f"Horizon k={k}: episode(s) {short} have <= {k} frames and give no tuple at this horizon: skipped."
+            )
+        usable.append(k)
+    if not usable:
+        raise ValueError(
+            f"No horizon in --horizons={list(horizons)} fits the episodes (training episodes {train} have "
+            f"{[lengths[e] for e in train]} frames, held-out {test} have {[lengths[e] for e in test]}): a "
+            "horizon k needs episodes longer than k frames on both sides. Use shorter --horizons."
+        )
+    return usable
+
+
 def split_episodes(total: int, cfg: ProbeConfig) -> tuple[list[int], list[int]]:
     """(train, test) episode indices; raises if either side would be empty."""
     if cfg.test_episodes is not None:
@@ -346,6 +416,7 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
 
     if not cfg.output_dir:
         raise ValueError("--output_dir is required (probe.json, probe.md and probe.png are written there).")
+    check_dataset(cfg.dataset.repo_id, cfg.dataset.root)
     meta = LeRobotDatasetMetadata(cfg.dataset.repo_id, root=cfg.dataset.root, revision=cfg.dataset.revision)
     if ACTION not in meta.features:
         raise ValueError(
@@ -360,8 +431,9 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
                 f"has state shape {state and tuple(state['shape'])} and action shape {tuple(action['shape'])}. "
                 "Use --action_mode=absolute."
             )
-    camera = resolve_cameras(meta, [cfg.camera] if cfg.camera else None)[0]
+    camera = resolve_cameras(meta, [cfg.camera] if cfg.camera else None, flag="--camera")[0]
     train_eps, test_eps = split_episodes(meta.total_episodes, cfg)
+    usable = plan_horizons(meta, list(cfg.horizons), train_eps, test_eps)
     policy_cfg = load_stamo_config(cfg.policy.path, cfg.policy.revision)
     if cfg.policy.device:
         policy_cfg.device = cfg.policy.device
@@ -371,11 +443,16 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
         revision=cfg.dataset.revision,
         video_backend=cfg.dataset.video_backend,
     )
-    check_frames(dataset, [camera], cfg.dataset.video_backend)
+    check_frames(dataset, [camera], cfg.dataset.video_backend, flag="--camera")
+    stored, states_source = stored_states_usable(dataset, camera, cfg.policy.path, cfg.policy.revision)
+    if stored or state_key(camera) not in meta.features:
+        logger.info(f"StaMo states of {camera!r}: {states_source}.")
+    else:
+        logger.warning(f"StaMo states of {camera!r}: {states_source}.")
     policy = StamoPolicy.from_pretrained(
         cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision
     ).eval()
-    feats = frame_features(policy, dataset, camera, cfg)
+    feats = frame_features(policy, dataset, camera, cfg, stored=stored)
     columns = dataset.hf_dataset.with_format("numpy")
     actions = np.stack(columns[ACTION]).astype(np.float32)  # (F, A)
     reference = np.stack(columns[OBS_STATE]).astype(np.float32) if cfg.action_mode == "relative" else None
@@ -384,12 +461,9 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
     baseline: dict[str, Any] = {}
     goal: dict[str, Any] = {}
     horizons = []
-    for k in cfg.horizons:
+    for k in usable:
         s_tr, e_tr, y_tr, g_tr = probe_tuples(meta, actions, k, train_eps, reference)
         s_te, e_te, y_te, _ = probe_tuples(meta, actions, k, test_eps, reference)
-        if len(s_tr) < 2 or len(s_te) < 1:
-            logger.warning(f"Horizon {k}: not enough tuples ({len(s_tr)} train, {len(s_te)} test): skipped.")
-            continue
         horizons.append(k)
         ytr, yte = torch.from_numpy(y_tr), torch.from_numpy(y_te)
         baseline[str(k)] = _summary([mean_baseline(ytr, yte)])
@@ -411,15 +485,12 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
             f"k={k}: mean baseline {baseline[str(k)]['mean']:.4f}, ridge "
             + ", ".join(f"{n} {results[n]['linear'][str(k)]['mean']:.4f}" for n in REPRESENTATIONS)
         )
-    if not horizons:
-        raise ValueError(
-            f"No horizon in {cfg.horizons} leaves tuples in both training and held-out episodes: use shorter ones."
-        )
     report = {
         "dataset": {
             "repo_id": meta.repo_id,
             "root": str(dataset.root),
             "camera": camera,
+            "stamo_states": states_source,
             "train_episodes": train_eps,
             "test_episodes": test_eps,
         },

@@ -72,3 +72,24 @@ def act_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("act_ckpt")
     ACTConfig(device="cpu", push_to_hub=False, pretrained_backbone_weights=None)._save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def image_named_dataset(tmp_path_factory) -> tuple[str, Path]:
+    """(repo_id, root) of 3 episodes whose cameras are `observation.image` / `observation.images.wrist_image`."""
+    from labelling_utils import write_image_named_dataset
+
+    root = tmp_path_factory.mktemp("image_named") / "pusht_like"
+    write_image_named_dataset(root, "local/pusht_like")
+    return "local/pusht_like", root
+
+
+@pytest.fixture(scope="session")
+def other_stamo_checkpoint(tmp_path_factory) -> Path:
+    """A second tiny `stamo` checkpoint with other random weights (checkpoint "B")."""
+    root = tmp_path_factory.mktemp("stamo_ckpt_b")
+    pretrained = write_tiny_pretrained(root / "pretrained", seed=1)
+    torch.manual_seed(1)
+    policy = StamoPolicy(tiny_stamo_config(pretrained))
+    policy.save_pretrained(root / "pretrained_model")
+    return root / "pretrained_model"

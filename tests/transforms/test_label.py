@@ -148,14 +148,26 @@ def test_refuses_a_different_labelling_unless_overwrite(stamo_checkpoint, labell
     assert load_labels(labelled_h2)["horizon"] == 2  # untouched
 
 
-def test_overwrite_replaces(stamo_checkpoint, sim_dataset, tmp_path):
+def test_overwrite_replaces_only_a_labelled_dataset(stamo_checkpoint, sim_dataset, tmp_path, caplog):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("not a dataset")
-    with pytest.raises(FileExistsError, match="already holds other files"):
-        label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["wrist"]))
-    label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["wrist"], overwrite=True))
-    assert not (out / "notes.txt").exists() and load_labels(out)["cameras"] == [WRIST]
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="not a dataset written by lerobot-stamo-label"):
+            label_dataset(
+                make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["wrist"], overwrite=overwrite)
+            )
+    assert (out / "notes.txt").read_text() == "not a dataset"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing written next to it either
+
+    out = tmp_path / "labelled"
+    label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["wrist"]))
+    with caplog.at_level("WARNING"):
+        label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, cameras=["front"], overwrite=True))
+    assert load_labels(out)["cameras"] == [FRONT]
+    assert f"replacing the stamo-labelled dataset at {out.resolve()}" in caplog.text
+    assert "cameras ['observation.images.wrist']" in caplog.text
+    assert not work_dir_for(out).exists()
 
 
 def _columns(root: Path) -> dict[str, torch.Tensor]:

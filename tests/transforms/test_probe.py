@@ -20,6 +20,7 @@ from lerobot_stamo.transforms.probe import (
     mean_baseline,
     probe_tuples,
     run_probe,
+    stored_states_usable,
 )
 
 
@@ -106,9 +107,10 @@ def test_probe_reads_stored_states_of_a_labelled_dataset(stamo_checkpoint, sim_d
     )
     policy = StamoPolicy.from_pretrained(stamo_checkpoint).eval()
     cfg = probe_cfg(stamo_checkpoint, f"{repo_id}_stamo", out, tmp_path)
-    stored = frame_features(
-        policy, LeRobotDataset(f"{repo_id}_stamo", root=out), "observation.images.front", cfg
-    )
+    labelled = LeRobotDataset(f"{repo_id}_stamo", root=out)
+    usable, source = stored_states_usable(labelled, "observation.images.front", str(stamo_checkpoint), None)
+    assert usable and source.startswith("read from the dataset's 'observation.stamo_state.front'")
+    stored = frame_features(policy, labelled, "observation.images.front", cfg, stored=True)
     encoded = frame_features(policy, LeRobotDataset(repo_id, root=root), "observation.images.front", cfg)
     np.testing.assert_allclose(stored["stamo"], encoded["stamo"], atol=1e-5)
     assert stored["backbone"].shape[0] == stored["pixels"].shape[0] == len(encoded["stamo"])
