@@ -236,7 +236,7 @@ def check_checkpoint(path: str | Path | None, flag: str = "--policy.path") -> No
         check_safetensors_file(weights, flag)
 
 
-def check_dataset(repo_id: str, root: str | Path | None, flag: str = "--dataset") -> Path | None:
+def check_dataset(repo_id: str | None, root: str | Path | None, flag: str = "--dataset") -> Path | None:
     """Checks that a LeRobot dataset can be opened before `LeRobotDatasetMetadata` tries the Hub.
 
     Returns:
@@ -248,6 +248,10 @@ def check_dataset(repo_id: str, root: str | Path | None, flag: str = "--dataset"
     """
     from lerobot.utils.constants import HF_LEROBOT_HOME
 
+    if not repo_id and root is None:
+        raise StamoInputError(
+            f"{flag}.repo_id is required: a Hub dataset id (user/name), or pass {flag}.root=<dataset folder>."
+        )
     if root is not None:
         folder = Path(root).expanduser()
         if not folder.is_dir():

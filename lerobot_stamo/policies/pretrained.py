@@ -5,6 +5,8 @@ from pathlib import Path
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pretrained import PreTrainedPolicy
 
+from lerobot_stamo.errors import check_checkpoint
+
 
 class StrictLoadingMixin:
     """Loading for a LeRobot policy that refuses checkpoints of another type and weights that do not match.
@@ -22,7 +24,9 @@ class StrictLoadingMixin:
 
         Raises:
             TypeError: If the checkpoint belongs to another policy type.
+            StamoInputError: If a local checkpoint folder is missing or its files are damaged.
         """
+        check_checkpoint(pretrained_name_or_path, "checkpoint")
         if config is None:
             hub_kwargs = {
                 k: kwargs[k]
@@ -36,6 +40,9 @@ class StrictLoadingMixin:
                 f"`--policy.path` with a {cls.name} checkpoint, or load it with the {config.type!r} policy "
                 f"class (`--policy.type={config.type}`)."
             )
+        # LeRobot's marker of "weights come from a checkpoint" (as `lerobot-train --policy.path` sets it): parts
+        # are then rebuilt from the configurations saved in the checkpoint, not loaded from their sources.
+        config.pretrained_path = Path(pretrained_name_or_path)
         return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
 
     @classmethod

@@ -20,6 +20,8 @@ import torch
 from lerobot.configs import parser
 from lerobot.configs.policies import PreTrainedConfig
 
+from lerobot_stamo.errors import check_checkpoint, check_dataset
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,7 @@ class InterpolateConfig:
     def __post_init__(self) -> None:
         policy_path = parser.get_path_arg("policy")
         if policy_path:
+            check_checkpoint(policy_path, "--policy.path")
             cli_overrides = parser.get_cli_overrides("policy") or []
             self.policy = PreTrainedConfig.from_pretrained(policy_path, cli_overrides=cli_overrides)
             self.policy.pretrained_path = Path(policy_path)
@@ -81,6 +84,7 @@ def dataset_frames(
     """Reads the start, goal (and transfer) frames (3, H, W) of a LeRobotDataset."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    check_dataset(cfg.repo_id, cfg.root)
     ds = LeRobotDataset(cfg.repo_id, root=cfg.root)
     camera = cfg.camera or camera
     if camera not in ds.meta.camera_keys:
