@@ -84,3 +84,37 @@ def test_cache_is_written_atomically_and_read_memory_mapped(make_tiny_config, da
     torch.testing.assert_close(latents, expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(KeyError, match="rebuild"):
         cache.lookup(torch.tensor([dataset.num_frames + 5]), cam, None)
+
+
+def test_cache_of_another_dataset_is_refused(make_tiny_config, dataset, sim_dataset, tmp_path):
+    import shutil
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    policy = StamoPolicy(make_tiny_config(train_backbone=False))
+    out = build_feature_cache(policy, dataset, tmp_path / "cache")
+    recorded = json.loads((out / "cache_info.json").read_text())["dataset"]
+    assert recorded["repo_id"] == dataset.repo_id and recorded["total_frames"] == dataset.num_frames
+
+    StamoFeatureCache(out, policy, dataset_meta=dataset.meta)  # the same dataset
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset.root, copy)
+    StamoFeatureCache(out, policy, dataset_meta=LeRobotDatasetMetadata(dataset.repo_id, root=copy))
+
+    other = LeRobotDatasetMetadata(sim_dataset[0], root=sim_dataset[1])
+    with pytest.raises(
+        ValueError, match=r"was built from dataset .* not from the training dataset .*Rebuild"
+    ):
+        StamoFeatureCache(out, policy, dataset_meta=other)
+    # Under lerobot-train, make_policy records the training dataset on the config: checked at the first step.
+    trained = StamoPolicy(make_tiny_config(train_backbone=False, feature_cache=str(out)))
+    trained.config._runtime_dataset_meta = other
+    trained.train()
+    with pytest.raises(ValueError, match="train without --policy.feature_cache"):
+        trained.forward(first_batch(dataset))
+
+    info = json.loads((out / "cache_info.json").read_text())
+    info.pop("dataset")  # a cache that records no dataset cannot be trusted with one
+    (out / "cache_info.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="records none"):
+        StamoFeatureCache(out, policy, dataset_meta=dataset.meta)

@@ -16,10 +16,13 @@ the rows of each batch (the OS page cache keeps the hot ones; processes of a mul
 Size on disk: `frames x cameras x flips x (P x C + 2 x c x h x w)` values (patches in fp16, VAE
 posteriors in fp32), e.g. about 1 MB per frame and camera for the paper preset with flips. A trained
 backbone (`train_backbone=true`) is not cached, only the VAE posteriors. A fingerprint of the frozen
-weights, the image size and the cameras is checked when training reads it.
+weights, the image size and the cameras is checked when training reads it, and so is the identity of the
+dataset it was built from (id, folder, frame count and a fingerprint of its files): a cache of another
+dataset is refused, since its rows hold the features of other frames.
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -58,6 +61,57 @@ def frozen_fingerprint(policy) -> dict:
         "backbone_cached": not policy.config.train_backbone,
         "flips": policy.config.random_flip > 0,
     }
+
+
+def dataset_identity(meta) -> dict:
+    """Which dataset a cache belongs to: id, folder, counts and a sha256 of its metadata and file sizes.
+
+    The fingerprint covers `meta/info.json` (features, fps, counts), every episode's length and the size of
+    every data and video file, so a re-recorded dataset under the same id and folder is told apart, while a
+    copy of the same dataset in another folder (or from the Hub) matches.
+
+    Args:
+        meta: The dataset's `LeRobotDatasetMetadata`.
+    """
+    root = Path(meta.root)
+    files = sorted(p for sub in ("data", "videos") for p in (root / sub).rglob("*") if p.is_file())
+    content = {
+        "info": meta.info,
+        "lengths": [int(n) for n in meta.episodes["length"]],
+        "files": [[p.relative_to(root).as_posix(), p.stat().st_size] for p in files],
+    }
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    return {
+        "repo_id": meta.repo_id,
+        "root": str(root.resolve()),
+        "total_frames": int(meta.total_frames),
+        "total_episodes": int(meta.total_episodes),
+        "fingerprint": digest,
+    }
+
+
+def check_dataset_identity(path: Path, info: dict, meta) -> None:
+    """Refuses a cache built from another dataset than the one `meta` describes.
+
+    Raises:
+        ValueError: Naming both datasets and the fix.
+    """
+    cached = info.get("dataset")
+    expected = dataset_identity(meta)
+    if cached is not None and cached.get("fingerprint") == expected["fingerprint"]:
+        return
+    built = (
+        f"dataset {cached.get('repo_id')!r} at {cached.get('root')} ({cached.get('total_frames')} frames)"
+        if cached
+        else "an unknown dataset (the cache records none: it predates dataset checks)"
+    )
+    raise ValueError(
+        f"The feature cache in {path} (`policy.feature_cache`) was built from {built}, not from the training "
+        f"dataset {expected['repo_id']!r} at {expected['root']} ({expected['total_frames']} frames): its rows "
+        "hold the features of other frames. Rebuild it for this dataset with `python -m "
+        f"lerobot_stamo.policies.stamo.feature_cache ... --repo_id {expected['repo_id']} --root "
+        f"{expected['root']} --output <new folder>`, or train without --policy.feature_cache."
+    )
 
 
 @torch.no_grad()
@@ -122,7 +176,12 @@ def build_feature_cache(
     for arr in arrays.values():
         arr.flush()
     arrays.clear()
-    info |= {"num_frames": start, "repo_id": getattr(dataset, "repo_id", None)}
+    meta = getattr(dataset, "meta", None)
+    info |= {
+        "num_frames": start,
+        "repo_id": getattr(dataset, "repo_id", None),
+        "dataset": dataset_identity(meta) if meta is not None else None,
+    }
     (work / META_FILE).write_text(json.dumps(info, indent=2))
     if output_dir.exists():
         shutil.rmtree(output_dir)
@@ -137,13 +196,17 @@ class StamoFeatureCache:
     Args:
         path: The cache folder.
         policy: The policy that will train from it (its fingerprint must match).
+        dataset_meta: Metadata of the training dataset (default: the one `lerobot-train`'s `make_policy`
+            records on the policy config); the cache must have been built from it. Without either, only the
+            dataset indices are checked, at lookup.
 
     Raises:
         FileNotFoundError: If the folder has no cache.
-        ValueError: If the cache was built for other frozen weights, image size or cameras.
+        ValueError: If the cache was built for other frozen weights, image size or cameras, or from another
+            dataset.
     """
 
-    def __init__(self, path: str | Path, policy):
+    def __init__(self, path: str | Path, policy, dataset_meta=None):
         path = Path(path)
         if not (path / META_FILE).is_file() or not (path / INDEX_FILE).is_file():
             raise FileNotFoundError(
@@ -158,6 +221,13 @@ class StamoFeatureCache:
                 f"The feature cache in {path} does not match this policy (cached, expected): {diff}. "
                 "Rebuild it with the same backbone/decoder/image_size/cameras/random_flip."
             )
+        meta = (
+            dataset_meta
+            if dataset_meta is not None
+            else getattr(policy.config, "_runtime_dataset_meta", None)
+        )
+        if meta is not None:
+            check_dataset_identity(path, info, meta)
         self.path = path
         self.backbone_cached = info["backbone_cached"]
         index = torch.from_numpy(np.load(path / INDEX_FILE))
