@@ -151,7 +151,7 @@ def test_train_tiny_vlm(sim_dataset, tmp_path):
                        "--policy.vlm_dtype=float32", "--policy.vlm_num_layers=null", "--policy.world_model_target=none"))  # fmt: skip
     pretrained = out / "checkpoints" / "last" / "pretrained_model"
     pre = json.loads((pretrained / "policy_preprocessor.json").read_text())
-    tok = next(s for s in pre["steps"] if s.get("registry_name") == "tokenizer_processor")
+    tok = next(s for s in pre["steps"] if s.get("registry_name") == "stamo_vla_tokenizer")
     assert tok["config"]["tokenizer_name"] == str(vlm)
     weights = load_file(pretrained / "model.safetensors")
     assert any("lora_A" in k for k in weights)

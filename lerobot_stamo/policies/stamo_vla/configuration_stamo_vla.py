@@ -85,6 +85,9 @@ class StamoVLAConfig(PreTrainedConfig):
 
     # `vlm` trunk.
     vlm_path: str = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
+    # The VLM's configuration, recorded when it is loaded from `vlm_path`: a checkpoint is rebuilt from it with
+    # its own weights, so `vlm_path` is then only provenance (see `vlm.VLMTrunk`). Not meant to be set by hand.
+    vlm_config: dict | None = None
     vlm_dtype: str = "bfloat16"
     vlm_num_layers: int | None = 16
     freeze_vision_encoder: bool = True

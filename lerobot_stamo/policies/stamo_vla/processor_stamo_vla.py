@@ -33,6 +33,7 @@ from lerobot_stamo.policies.stamo.images import prepare_images
 from lerobot_stamo.transforms.pseudo_action import StamoPseudoActionStep
 
 from .configuration_stamo_vla import StamoVLAConfig
+from .vlm import StamoVLATokenizerStep  # registers `stamo_vla_tokenizer`: saves the VLM tokenizer's files
 
 
 @ProcessorStepRegistry.register(name="stamo_vla_image_processor")
@@ -118,7 +119,7 @@ def make_stamo_vla_pre_post_processors(
     steps.append(StamoVLAImageProcessorStep(image_keys=config.camera_keys, size=size))
     if config.backbone == "vlm":
         steps.append(
-            TokenizerProcessorStep(
+            StamoVLATokenizerStep(
                 tokenizer_name=config.vlm_path,
                 max_length=config.tokenizer_max_length,
                 padding="longest",

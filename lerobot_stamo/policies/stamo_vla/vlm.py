@@ -14,16 +14,42 @@ attends bidirectionally (OpenVLA-OFT's parallel decoding), so one forward pass y
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
 
 import torch
 from lerobot.policies.common.vla_utils import resize_with_pad
+from lerobot.processor import ProcessorStepRegistry, TokenizerProcessorStep
 from torch import Tensor, nn
 
 from .configuration_stamo_vla import StamoVLAConfig
 
 logger = logging.getLogger(__name__)
+
+
+def vlm_config_dict(model: nn.Module) -> dict[str, Any]:
+    """The JSON configuration of a loaded VLM (without its local path): enough to rebuild it, weights aside."""
+    config = json.loads(model.config.to_json_string(use_diff=False))
+    config.pop("_name_or_path", None)
+    return config
+
+
+def build_vlm_from_config(config: dict[str, Any], dtype: torch.dtype) -> nn.Module:
+    """Builds a SmolVLM-family model from a saved configuration with random weights (a checkpoint's follow).
+
+    Returns:
+        The model's `.model` (vision_model, connector, text_model), as `load_vlm`.
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    vlm_config = AutoConfig.for_model(**config)
+    vlm = AutoModelForImageTextToText.from_config(vlm_config, dtype=dtype, attn_implementation="sdpa")
+    return vlm.model
 
 
 def load_vlm(path: str, dtype: torch.dtype) -> nn.Module:
@@ -63,6 +89,10 @@ def load_vlm(path: str, dtype: torch.dtype) -> nn.Module:
 class VLMTrunk(nn.Module):
     """SmolVLM prefix (cameras, instruction, state) + learned action queries, read bidirectionally.
 
+    The VLM is loaded from `vlm_path`, and its configuration recorded in `config.vlm_config`. A checkpoint
+    (`config.pretrained_path` set, as `from_pretrained` and `lerobot-train` do) is rebuilt from `vlm_config`
+    instead, its weights coming from the checkpoint: `vlm_path` is then only provenance.
+
     Args:
         config: The policy config: `vlm_path`, `vlm_dtype`, `vlm_num_layers`, `freeze_vision_encoder`,
             `use_lora` / `lora_rank` / `lora_alpha` / `lora_target_modules`, `gradient_checkpointing`.
@@ -76,8 +106,13 @@ class VLMTrunk(nn.Module):
     def __init__(self, config: StamoVLAConfig, state_dim: int, num_queries: int):
         super().__init__()
         self.vlm_dtype = getattr(torch, config.vlm_dtype)
-        logger.info("Loading the VLM %s (%s)", config.vlm_path, config.vlm_dtype)
-        vlm = load_vlm(config.vlm_path, self.vlm_dtype)
+        if config.vlm_config is not None and config.pretrained_path is not None:
+            # A checkpoint: its saved VLM configuration, every weight from its safetensors (no `vlm_path`).
+            vlm = build_vlm_from_config(config.vlm_config, self.vlm_dtype)
+        else:
+            logger.info("Loading the VLM %s (%s)", config.vlm_path, config.vlm_dtype)
+            vlm = load_vlm(config.vlm_path, self.vlm_dtype)
+            config.vlm_config = vlm_config_dict(vlm)
 
         # Keep the first `vlm_num_layers` language layers, like SmolVLA's `num_vlm_layers`.
         text_model = vlm.text_model
@@ -168,3 +203,58 @@ class VLMTrunk(nn.Module):
             inputs_embeds=x, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state  # (B, S, D)
         return hidden[:, -self.queries.shape[0] :].float()  # (B, Q, D)
+
+
+@ProcessorStepRegistry.register(name="stamo_vla_tokenizer")
+@dataclass
+class StamoVLATokenizerStep(TokenizerProcessorStep):
+    """LeRobot's tokenizer step that saves the tokenizer's files with the processor (self-contained).
+
+    Created with `tokenizer_name` (the VLM's folder or Hub id), it loads the tokenizer from there; its state
+    (`state_dict`, saved as safetensors next to the processor's JSON) holds the tokenizer's files as bytes, and
+    a reloaded step rebuilds the tokenizer from them, so `tokenizer_name` is only provenance.
+
+    Attributes:
+        from_saved_files: Set in the saved config: the tokenizer comes from the state, not `tokenizer_name`.
+    """
+
+    from_saved_files: bool = False
+
+    def __post_init__(self):
+        if self.from_saved_files and self.tokenizer is None:
+            self.input_tokenizer = None  # set by `load_state_dict`
+            return
+        super().__post_init__()
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"tokenizer_name": self.tokenizer_name, "from_saved_files": True}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        if self.input_tokenizer is None:
+            raise RuntimeError(
+                "The stamo_vla tokenizer step was created from a saved processor without its tokenizer state "
+                "file: reload the checkpoint's processor with its policy_preprocessor_*.safetensors files."
+            )
+        with TemporaryDirectory() as tmp:
+            self.input_tokenizer.save_pretrained(tmp)
+            return {
+                f.name: torch.frombuffer(bytearray(f.read_bytes()), dtype=torch.uint8).clone()
+                for f in sorted(Path(tmp).iterdir())
+                if f.is_file()
+            }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        from transformers import AutoTokenizer
+
+        with TemporaryDirectory() as tmp:
+            for name, data in state.items():
+                (Path(tmp) / name).write_bytes(data.numpy().tobytes())
+            self.input_tokenizer = AutoTokenizer.from_pretrained(tmp)
+
+    def __call__(self, transition):
+        if self.input_tokenizer is None:
+            raise RuntimeError(
+                "The stamo_vla tokenizer has no tokenizer: its processor was loaded without the state file "
+                "holding the tokenizer's files. Reload the checkpoint with `make_pre_post_processors`."
+            )
+        return super().__call__(transition)
