@@ -118,3 +118,22 @@ def test_cache_of_another_dataset_is_refused(make_tiny_config, dataset, sim_data
     (out / "cache_info.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match="records none"):
         StamoFeatureCache(out, policy, dataset_meta=dataset.meta)
+
+
+def test_cache_build_never_deletes_what_is_not_a_cache(make_tiny_config, dataset, tmp_path):
+    policy = StamoPolicy(make_tiny_config(train_backbone=False))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("someone's notes")
+    with pytest.raises(FileExistsError, match="is not a stamo feature cache"):
+        build_feature_cache(policy, dataset, out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "someone's notes"
+    for inside in (dataset.root, dataset.root.parent, dataset.root / "cache"):
+        with pytest.raises(ValueError, match="the input --root="):
+            build_feature_cache(policy, dataset, inside, overwrite=True)
+    # A build interrupted earlier left its work folder: the next build cleans it up.
+    work = tmp_path / ".cache.stamo-cache-work"
+    work.mkdir()
+    (work / "index.npy").write_bytes(b"partial")
+    build_feature_cache(policy, dataset, tmp_path / "cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out"]

@@ -138,15 +138,38 @@ def build_feature_cache(
         The output folder.
 
     Raises:
-        FileExistsError: If `output_dir` exists and `overwrite` is false.
+        FileExistsError: If `output_dir` exists and `overwrite` is false, or holds something other than a
+            feature cache (`--overwrite` only ever replaces a cache).
+        ValueError: If `output_dir` is, lies inside or contains the dataset's folder.
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(
-            f"{output_dir} already exists: choose another `--output` or pass `--overwrite` to replace it."
+    from lerobot_stamo.paths import check_output_path
+
+    root = getattr(dataset, "root", None)
+    output_dir = check_output_path(output_dir, {"--root": root}, flag="--output")
+    if output_dir.exists():
+        if not (output_dir / META_FILE).is_file():
+            raise FileExistsError(
+                f"--output={output_dir} exists and is not a stamo feature cache (no {META_FILE}); --overwrite "
+                "only replaces a cache. Choose a new folder."
+            )
+        if not overwrite:
+            raise FileExistsError(
+                f"--output={output_dir} already holds a feature cache: choose another `--output` or pass "
+                "`--overwrite` to replace it."
+            )
+        logger.warning(
+            f"--overwrite: replacing the feature cache in {output_dir} once the new one is complete."
         )
-    work = output_dir.with_name(f".{output_dir.name}.tmp{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
+    # One fixed work folder per output: a build interrupted at any point is cleaned up by the next one.
+    work = output_dir.with_name(f".{output_dir.name}.stamo-cache-work")
+    if work.exists():
+        foreign = [p.name for p in work.iterdir() if p.suffix != ".npy" and p.name != META_FILE]
+        if foreign or not work.is_dir():
+            raise FileExistsError(
+                f"{work} (the work folder of --output={output_dir}) holds files a cache build did not write "
+                f"({foreign[:5]}). Move them away or choose another --output."
+            )
+        shutil.rmtree(work)
     work.mkdir(parents=True)
     info = frozen_fingerprint(policy)
     flips = (False, True) if info["flips"] else (False,)
@@ -183,9 +206,14 @@ def build_feature_cache(
         "dataset": dataset_identity(meta) if meta is not None else None,
     }
     (work / META_FILE).write_text(json.dumps(info, indent=2))
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(work, output_dir)
+    if output_dir.exists():  # a cache (checked above): moved into the work folder's place, then removed
+        old = output_dir.with_name(f".{output_dir.name}.stamo-cache-old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(output_dir, old)
+        os.replace(work, output_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(work, output_dir)
     logger.info(f"Cached frozen features of {info['num_frames']} frames in {output_dir}")
     return output_dir
 
