@@ -13,6 +13,7 @@ from .labelling import (
     load_labels,
     motion_from_states,
     motion_key,
+    stamo_columns,
     state_key,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "load_labels",
     "motion_from_states",
     "motion_key",
+    "stamo_columns",
     "state_key",
 ]
 

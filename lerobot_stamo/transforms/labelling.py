@@ -9,6 +9,10 @@ LeRobotDataset with three more columns:
 - ``observation.stamo_motion_valid``: bool, false for the last k frames of each episode.
 
 Names start with ``observation.`` because LeRobot's batch-to-transition conversion drops other columns.
+``<cam>`` is ``column_suffix(camera)``: the camera's short name (``front``) unless it holds a substring
+LeRobot treats specially (``image``...), which is rewritten (``observation.images.wrist_image`` ->
+``wrist_img--<hash>``). Every consumer names the columns with ``state_key`` / ``motion_key``, and
+``meta/stamo_labels.json`` records the camera -> column mapping.
 
 Crash safety: states are written per episode (one safetensors shard, written to a temporary name and
 renamed) into a work folder next to the output, ``.<name>.stamo-work/``. A re-run with the same arguments
@@ -979,9 +983,12 @@ __all__ = [
     "LabelDatasetArgs",
     "LabelPolicyArgs",
     "camera_name",
+    "column_suffix",
     "label_dataset",
     "load_labels",
     "motion_from_states",
     "motion_key",
+    "read_labels",
+    "stamo_columns",
     "state_key",
 ]

@@ -11,7 +11,9 @@ and writes
 - with `write_states`, also `observation.stamo_state.<cam>`: (B, num_tokens, token_dim) = s(t), the same
   columns as a dataset labelled by `lerobot-stamo-label` (what `stamo_vla`'s world-model head reads).
 
-Names start with `observation.` so they survive LeRobot's batch conversion and reach `policy.forward`. On
+`<cam>` is the one naming of `labelling.state_key` / `motion_key` (`front` for `observation.images.front`;
+names LeRobot would treat specially, e.g. `wrist_image`, are rewritten). Names start with `observation.` so
+they survive LeRobot's batch conversion and reach `policy.forward`. On
 single frames (B, 3, H, W) (evaluation, rollout) the step does nothing, so the same pipeline runs there.
 
 Offline labelling (`lerobot-stamo-label`) or this step?
