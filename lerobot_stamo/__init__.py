@@ -12,6 +12,7 @@ from lerobot_stamo import (
     robots,  # noqa: F401,E402  (RobotConfig "stamo_so100"/"stamo_so101"/"stamo_koch", teleop "stamo_koch_leader")
     transforms,  # noqa: F401,E402  (processor step "stamo_pseudo_action")
 )
+from lerobot_stamo.console import install as _install_console_filters  # noqa: E402
 from lerobot_stamo.errors import install as _install_error_reporting  # noqa: E402
 from lerobot_stamo.policies import (
     stamo,  # noqa: F401,E402  (PolicyConfig "stamo" + its processor step)
@@ -20,3 +21,5 @@ from lerobot_stamo.policies import (
 
 # The last line of an uncaught user error (also under lerobot-train/-eval/-record) names the problem and fix.
 _install_error_reporting()
+# LeRobot's torchcodec-fallback traceback becomes one line, said once (also under lerobot-train/-eval).
+_install_console_filters()

@@ -8,7 +8,7 @@ from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
-from lerobot_stamo.envs.so101_sim import CAMERA_NAMES, JOINT_NAMES, TASKS, check_task
+from lerobot_stamo.envs.so101_sim import CAMERA_NAMES, JOINT_NAMES, TASKS, check_image_size, check_task
 
 GYM_NAMESPACE = "lerobot_stamo"
 
@@ -48,6 +48,7 @@ class StamoSO101EnvConfig(EnvConfig):
             )
         if self.fps != 10:
             raise ValueError("stamo_so101 runs at --env.fps=10 (its control step is 0.1 s).")
+        check_image_size(self.observation_height, self.observation_width, prefix="--env.")
         self.features = {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(len(JOINT_NAMES),))}
         self.features["agent_pos"] = PolicyFeature(type=FeatureType.STATE, shape=(len(JOINT_NAMES),))
         self.features_map = {ACTION: ACTION, "agent_pos": OBS_STATE}

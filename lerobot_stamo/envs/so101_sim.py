@@ -115,6 +115,30 @@ def check_task(task: str) -> TaskSpec:
     return TASKS[task]
 
 
+# LeRobot's AV1 encoder (SVT-AV1) crashes the process (SIGFPE) on frames smaller than about 25 pixels.
+MIN_VIDEO_SIZE = 32
+
+
+def check_image_size(height: int, width: int, prefix: str = "--", video: bool = False) -> None:
+    """Raise a ValueError naming the flag when a camera image size cannot be rendered (or encoded).
+
+    Args:
+        height: Image height in pixels.
+        width: Image width in pixels.
+        prefix: Prefix of the flags in the message (``"--"`` or ``"--env."``).
+        video: The frames are encoded as AV1 video, which needs at least ``MIN_VIDEO_SIZE`` pixels.
+    """
+    minimum = MIN_VIDEO_SIZE if video else 1
+    for name, value in (("observation_height", height), ("observation_width", width)):
+        if value < minimum:
+            why = " (LeRobot's AV1 video encoder cannot encode smaller frames)" if video else ""
+            fix = " or record PNG frames with --use_videos=false" if video else ""
+            raise ValueError(
+                f"{prefix}{name}={value} is too small: camera images need at least {minimum} pixels{why}. "
+                f"Pass {prefix}{name}>={minimum}{fix}."
+            )
+
+
 @functools.cache
 def _decimated_stl(path: Path, keep: float) -> tuple[np.ndarray, np.ndarray]:
     """Read a binary STL and return (vertices (V, 3), faces (F, 3)) of a decimated copy."""
@@ -241,6 +265,7 @@ class SO101SimEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r} is not supported: use 'rgb_array'.")
         if camera_jitter < 0:
             raise ValueError(f"camera_jitter must be >= 0 metres, got {camera_jitter}.")
+        check_image_size(observation_height, observation_width, prefix="")
 
         self.task_name = task
         self.task = task

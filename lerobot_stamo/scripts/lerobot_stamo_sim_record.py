@@ -9,17 +9,23 @@ Examples::
     lerobot-stamo-sim-record --repo_id=local/so101_video --root=data/so101_video --video_only=true
 
 The dataset is written to a temporary folder next to ``--root`` and renamed into place only once it is
-complete, so an interrupted run never leaves a half-written dataset at ``--root``. Episode ``k`` is
+complete, so an interrupted run never leaves a half-written dataset at ``--root`` (the temporary folder of
+a killed run is removed by the next run for the same ``--root``). ``--overwrite=true`` replaces only a
+dataset this command recorded (marked by ``meta/stamo_sim_record.json``), never another folder. Episode ``k`` is
 recorded with ``reset(seed=seed + k)`` (failed attempts are skipped unless ``--keep_failures=true``), so
 the same arguments reproduce the same dataset.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import draccus
@@ -27,13 +33,23 @@ import numpy as np
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 from tqdm import tqdm
 
+from lerobot_stamo.console import quiet_video_encoder, video_backend
 from lerobot_stamo.envs.expert import ScriptedExpert
-from lerobot_stamo.envs.so101_sim import CAMERA_NAMES, MOTOR_FEATURE_NAMES, TASKS, SO101SimEnv, check_task
+from lerobot_stamo.envs.so101_sim import (
+    CAMERA_NAMES,
+    MOTOR_FEATURE_NAMES,
+    TASKS,
+    SO101SimEnv,
+    check_image_size,
+    check_task,
+)
 
 logger = logging.getLogger(__name__)
 
 ROBOT_TYPE = "so101_follower"
 FPS = 10
+# Marks a dataset this command recorded: the only kind of folder --overwrite=true replaces.
+MARKER = "meta/stamo_sim_record.json"
 
 
 @dataclass
@@ -70,6 +86,89 @@ class SimRecordConfig:
         check_task(self.task)
         if self.num_episodes < 1:
             raise ValueError(f"--num_episodes must be >= 1, got {self.num_episodes}.")
+        if self.steps_after_success < 0:
+            raise ValueError(f"--steps_after_success must be >= 0, got {self.steps_after_success}.")
+        if self.camera_jitter < 0:
+            raise ValueError(f"--camera_jitter must be >= 0 metres, got {self.camera_jitter}.")
+        unknown = [c for c in self.cameras if c not in CAMERA_NAMES]
+        if unknown or not self.cameras:
+            raise ValueError(
+                f"--cameras={self.cameras} is not valid: choose one or more of {list(CAMERA_NAMES)}."
+            )
+        check_image_size(self.observation_height, self.observation_width, video=self.use_videos)
+
+    @property
+    def dataset_root(self) -> Path:
+        """Where the dataset goes: ``--root``, else ``$HF_LEROBOT_HOME/<repo_id>``."""
+        from lerobot.utils.constants import HF_LEROBOT_HOME
+
+        return Path(self.root) if self.root is not None else HF_LEROBOT_HOME / self.repo_id
+
+
+def recorded_by_us(root: Path) -> dict | None:
+    """The marker of a dataset this command recorded at ``root`` (its contents), or None."""
+    try:
+        return json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_root(cfg: SimRecordConfig, flag: str = "--root") -> Path:
+    """Refuse a dataset folder that cannot be written, before anything touches the disk.
+
+    Args:
+        cfg: The recording.
+        flag: How the user chose the folder, for the messages.
+
+    Returns:
+        The dataset root.
+
+    Raises:
+        FileExistsError: The folder exists and either ``--overwrite`` is off or it is not a dataset this
+            command recorded (so replacing it could delete someone's files).
+    """
+    root = cfg.dataset_root
+    if not root.exists() and not root.is_symlink():
+        if root.parent.exists() and not root.parent.is_dir():
+            raise FileExistsError(f"{root.parent} is a file, not a folder: choose another {flag}.")
+        return root
+    if not cfg.overwrite:
+        raise FileExistsError(
+            f"{root} already exists. Choose another {flag}, or pass --overwrite=true to replace it."
+        )
+    if root.is_symlink() or not root.is_dir() or recorded_by_us(root) is None:
+        raise FileExistsError(
+            f"{root} is not a dataset recorded by lerobot-stamo-sim-record (it has no {MARKER}), so "
+            f"--overwrite=true will not replace it: it may hold someone's files. Move or delete it "
+            f"yourself, or choose another {flag}."
+        )
+    return root
+
+
+def _temporary_root(root: Path) -> Path:
+    """A fresh temporary folder name next to ``root``; removes those of killed runs for the same root."""
+    pattern = re.compile(rf"^\.{re.escape(root.name)}\.tmp-(?:(\d+)-)?[0-9a-f]{{8}}$")
+    if root.parent.is_dir():
+        for stale in root.parent.iterdir():
+            match = pattern.match(stale.name)
+            if match is None or not stale.is_dir() or stale.is_symlink():
+                continue
+            pid = int(match.group(1) or 0)
+            if pid and _process_alive(pid):
+                continue  # another recording into the same root is running
+            logger.info("Removing %s, left behind by an interrupted recording", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+    return root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def dataset_features(cfg: SimRecordConfig) -> dict[str, dict]:
@@ -112,15 +211,12 @@ def run_expert_episode(env: SO101SimEnv, expert: ScriptedExpert, seed: int, step
 def record(cfg: SimRecordConfig) -> Path:
     """Record ``cfg.num_episodes`` episodes and return the dataset root."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from lerobot.utils.constants import HF_LEROBOT_HOME
 
-    root = Path(cfg.root) if cfg.root is not None else HF_LEROBOT_HOME / cfg.repo_id
-    if root.exists() and not cfg.overwrite:
-        raise FileExistsError(
-            f"{root} already exists. Choose another --root, or pass --overwrite=true to replace it."
-        )
+    root = check_root(cfg)
+    replaced = recorded_by_us(root) if root.exists() else None
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp_root = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp_root = _temporary_root(root)
+    quiet_video_encoder()
 
     env = SO101SimEnv(
         task=cfg.task,
@@ -142,6 +238,7 @@ def record(cfg: SimRecordConfig) -> Path:
             root=tmp_root,
             robot_type=ROBOT_TYPE,
             use_videos=cfg.use_videos,
+            video_backend=video_backend(),
         )
         recorded = attempts = successes = 0
         max_attempts = cfg.num_episodes * 3
@@ -174,6 +271,13 @@ def record(cfg: SimRecordConfig) -> Path:
         for empty in sorted((tmp_root / "images").glob("**/"), reverse=True):  # LeRobot's PNG staging
             if not any(empty.iterdir()):
                 empty.rmdir()
+        marker = {
+            "recorded_by": "lerobot-stamo-sim-record",
+            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "episodes": recorded,
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        }
+        (tmp_root / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     except BaseException:
         if dataset is not None:
             try:  # close LeRobot's open writers, or they flush into the folder after it is removed
@@ -185,7 +289,14 @@ def record(cfg: SimRecordConfig) -> Path:
     finally:
         env.close()
 
-    if root.exists():  # --overwrite: the old dataset goes only once the new one is complete
+    if replaced is not None:  # --overwrite: the old dataset goes only once the new one is complete
+        logger.info(
+            "Replacing the dataset recorded at %s on %s (%s episodes of %s)",
+            root,
+            replaced.get("recorded_at", "?"),
+            replaced.get("episodes", "?"),
+            replaced.get("config", {}).get("task", "?"),
+        )
         shutil.rmtree(root)
     tmp_root.rename(root)
     rate = successes / attempts
@@ -193,7 +304,7 @@ def record(cfg: SimRecordConfig) -> Path:
     print(f"Recorded {recorded} episodes to {root}; expert success rate {successes}/{attempts} ({rate:.0%}).")
 
     if cfg.push_to_hub:
-        LeRobotDataset(cfg.repo_id, root=root).push_to_hub(private=cfg.private)
+        LeRobotDataset(cfg.repo_id, root=root, video_backend=video_backend()).push_to_hub(private=cfg.private)
     return root
 
 

@@ -1,6 +1,8 @@
 """lerobot-stamo-sim-record: a loadable LeRobotDataset v3, reproducible, never half-written."""
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -74,14 +76,41 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 def test_existing_root_is_refused_unless_overwrite(tmp_path):
-    root = tmp_path / "ds"
+    root = rec.record(small_cfg(tmp_path / "ds", num_episodes=1, use_videos=False))
+    marker = json.loads((root / rec.MARKER).read_text())
+    assert marker["recorded_by"] == "lerobot-stamo-sim-record" and marker["episodes"] == 1
+    with pytest.raises(FileExistsError, match="--overwrite=true"):
+        rec.record(small_cfg(root, use_videos=False))
+    rec.record(small_cfg(root, num_episodes=2, use_videos=False, overwrite=True))
+    assert LeRobotDataset("local/rec", root=root).num_episodes == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no temporary folder left
+
+
+def test_overwrite_never_replaces_a_folder_it_did_not_record(tmp_path):
+    """Issue 12: --overwrite=true on a folder that is not a recorded dataset deleted it."""
+    root = tmp_path / "mine"
     root.mkdir()
     (root / "keep.txt").write_text("user data")
-    with pytest.raises(FileExistsError, match="--overwrite=true"):
-        rec.record(small_cfg(root))
-    assert (root / "keep.txt").exists()
-    rec.record(small_cfg(root, num_episodes=1, overwrite=True))
-    assert not (root / "keep.txt").exists() and (root / "meta" / "info.json").exists()
+    with pytest.raises(
+        FileExistsError, match="not a dataset recorded by lerobot-stamo-sim-record.*another --root"
+    ):
+        rec.record(small_cfg(root, overwrite=True))
+    assert (root / "keep.txt").read_text() == "user data"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="not a dataset recorded"):
+        rec.record(small_cfg(tmp_path / "file", overwrite=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mine"]
+
+
+def test_rerun_removes_the_temporary_folder_of_a_killed_run(tmp_path):
+    dead = tmp_path / ".ds.tmp-999999999-0123abcd"  # no process has this id
+    legacy = tmp_path / ".ds.tmp-89abcdef"  # the name earlier versions used
+    alive = tmp_path / f".ds.tmp-{os.getpid()}-0123abcd"  # a recording still running
+    other = tmp_path / ".other.tmp-999999999-0123abcd"  # another dataset's
+    for folder in (dead, legacy, alive, other):
+        (folder / "meta").mkdir(parents=True)
+    rec.record(small_cfg(tmp_path / "ds", num_episodes=1, use_videos=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ds", alive.name, other.name])
 
 
 def test_bad_arguments_name_the_fix(tmp_path):
@@ -89,6 +118,29 @@ def test_bad_arguments_name_the_fix(tmp_path):
         small_cfg(tmp_path / "x", task="Pick")
     with pytest.raises(ValueError, match="--num_episodes"):
         small_cfg(tmp_path / "x", num_episodes=0)
+    # Issue 12: a zero size was blamed on OpenGL, a small one crashed the AV1 encoder (SIGFPE).
+    with pytest.raises(ValueError, match=r"--observation_height=0 is too small.*--observation_height>=32"):
+        small_cfg(tmp_path / "x", observation_height=0)
+    with pytest.raises(ValueError, match=r"--observation_width=16 .*--use_videos=false"):
+        small_cfg(tmp_path / "x", observation_width=16)
+    small_cfg(tmp_path / "x", observation_width=16, use_videos=False)  # PNG frames of any size
+    with pytest.raises(ValueError, match=r"--cameras=\['top'\].*front"):
+        small_cfg(tmp_path / "x", cameras=["top"])
+    with pytest.raises(ValueError, match="--steps_after_success"):
+        small_cfg(tmp_path / "x", steps_after_success=-1)
+    assert not (tmp_path / "x").exists()
+
+
+def test_console_script_refuses_to_replace_a_folder_of_someone_else(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    args = [cli("lerobot-stamo-sim-record"), f"--root={tmp_path / 'notes'}", "--overwrite=true"]
+    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "not a dataset recorded by lerobot-stamo-sim-record" in last and "--root" in last, proc.stderr
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"]
 
 
 @pytest.mark.slow
@@ -106,4 +158,8 @@ def test_console_script_prints_expert_success_rate(tmp_path):
         cwd=tmp_path,
     )
     assert "expert success rate 1/1" in proc.stdout
+    # Issue 13: no decoder traceback, no encoder banner.
+    log = proc.stdout + proc.stderr
+    assert "Traceback" not in log and "Svt[" not in log and "SVT [" not in log, log
+    assert log.count("torchcodec") <= 1
     assert LeRobotDataset("local/cli", root=tmp_path / "cli").num_episodes == 1
