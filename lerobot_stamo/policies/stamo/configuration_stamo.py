@@ -60,6 +60,9 @@ class StamoConfig(PreTrainedConfig):
         loss_buckets: Number of equal timestep buckets whose losses are logged separately.
         random_flip: Probability of a horizontal flip of each training frame (paper: 0.5).
         num_inference_steps: Default number of Euler steps for `decode`.
+        compile / compile_mode / compile_backend: Compile the inference copy of the backbone, compressor and
+            DiT with `torch.compile` (`encode`, `decode`; training is unchanged). With a `dtype` other than
+            float32 that copy is stored in `dtype` whether compiled or not, so inference casts no weight.
         reconstruction_*: Reconstructions written next to every saved checkpoint (grid PNG + PSNR/SSIM).
         feature_cache: Optional path of a feature cache written by `StamoFeatureCache` (unused if `None`).
         part_configs: The configurations of the pretrained parts (`backbone`, `transformer`, `vae`,
@@ -120,6 +123,11 @@ class StamoConfig(PreTrainedConfig):
     # Sampling.
     num_inference_steps: int = 50
 
+    # Fast inference (`StamoPolicy.inference_model`): torch.compile of the backbone, compressor and DiT.
+    compile: bool = False
+    compile_mode: str | None = None  # None: "reduce-overhead" (CUDA graphs) on CUDA, "default" elsewhere
+    compile_backend: str = "inductor"
+
     # Reconstructions saved with every checkpoint.
     reconstruction_on_save: bool = True
     reconstruction_num_images: int = 4
@@ -169,6 +177,9 @@ class StamoConfig(PreTrainedConfig):
         for name in ("num_inference_steps", "reconstruction_num_inference_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1 Euler step, got {getattr(self, name)}.")
+        modes = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+        if self.compile_mode not in modes:
+            raise ValueError(f"`compile_mode` must be one of {modes}, got {self.compile_mode!r}.")
         if self.loss_buckets < 1:
             raise ValueError(f"`loss_buckets` must be >= 1, got {self.loss_buckets}.")
 

@@ -197,7 +197,7 @@ class StamoDecoder(nn.Module):
     # ---------------------------------------------------------------- DiT
     def conditioning(self, states: Tensor) -> tuple[Tensor, Tensor]:
         """Maps states (B, N, token_dim) to (encoder_hidden_states (B, N, J), pooled_projections (B, P))."""
-        hidden = self.state_proj(states)
+        hidden = self.state_proj(states.to(self.pooled_proj.weight.dtype))
         return hidden, self.pooled_proj(hidden.mean(dim=1))
 
     def velocity(self, z_t: Tensor, timesteps: Tensor, states: Tensor) -> Tensor:
@@ -269,6 +269,8 @@ class StamoDecoder(nn.Module):
         scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config)
         scheduler.set_timesteps(num_inference_steps, device=states.device)
         for t in scheduler.timesteps:
+            if self.transformer.device.type == "cuda":
+                torch.compiler.cudagraph_mark_step_begin()  # a new step for compiled (CUDA-graph) DiTs
             pred = self.velocity(latents.to(self.transformer.dtype), t.expand(b), states).float()
             latents = scheduler.step(pred, t, latents, return_dict=False)[0]
         return latents

@@ -12,6 +12,7 @@
 SD3 decoder (`decoder.py`) trained with the flow-matching loss.
 """
 
+import copy
 import json
 import logging
 import shutil
@@ -160,7 +161,8 @@ class StamoAutoencoder(nn.Module):
 
     def encode(self, images: Tensor) -> Tensor:
         """(B, 3, S, S) frames in [0, 1] -> (B, num_tokens, token_dim) states (with gradients)."""
-        return self.compressor(self.patch_features(images))
+        patches = self.patch_features(images)  # (B, P, C) float32
+        return self.compressor(patches.to(self.compressor.split.weight.dtype))
 
     def loss(
         self,
@@ -211,6 +213,8 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         self._feature_cache = None  # loaded at the first training step when `config.feature_cache` is set
         self.last_reconstruction_metrics: dict[str, float] | None = None
         self._last_reconstruction: tuple[tuple, Path] | None = None  # (key, folder) of the last written ones
+        # The inference copy of the model (see `inference_model`); a list keeps it out of the state_dict.
+        self._inference: list = []
 
     @classmethod
     def from_pretrained(cls, pretrained_name_or_path: str | Path, **kwargs: Any) -> "StamoPolicy":
@@ -316,6 +320,60 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
     def device(self) -> torch.device:
         return self.model.pixel_mean.device
 
+    def train(self, mode: bool = True) -> "StamoPolicy":
+        super().train(mode)
+        if mode:
+            self._inference.clear()  # training changes the weights: free the inference copy's memory
+        return self
+
+    def inference_model(self) -> StamoAutoencoder:
+        """The model `encode`, `decode` and `backbone_features` run.
+
+        With `dtype=float32` and `compile=false` it is `self.model`. Otherwise it is a copy whose trained parts
+        (compressor, DiT, state projections; the backbone too) are stored in the compute dtype, so no
+        float32 weight is cast on every call, and, with `compile=true`, whose backbone, compressor and DiT are
+        compiled with `torch.compile` (`compile_mode`, default "reduce-overhead" on CUDA: CUDA graphs for the
+        fixed-shape decode loop). The frozen VAE is shared, not copied. The copy follows the weights: it is
+        refreshed in place when they change (optimizer steps, loading), rebuilt when the policy moves to
+        another device, and dropped by `train()`.
+        """
+        c = self.config
+        if c.dtype == "float32" and not c.compile:
+            return self.model
+        params = [p for name, p in self.model.named_parameters() if not name.startswith("decoder.vae.")]
+        key = tuple(p._version for p in params)
+        if not self._inference or self._inference[0][0] != self.device:
+            # Share the frozen VAE (already in the compute dtype) and the config; copy everything else.
+            memo = {id(self.model.decoder.vae): self.model.decoder.vae, id(c): c}
+            twin = copy.deepcopy(self.model, memo)
+            for module in (twin.backbone, twin.compressor, twin.decoder.transformer, twin.decoder.state_proj,
+                           twin.decoder.pooled_proj):  # fmt: skip
+                module.requires_grad_(False).to(_DTYPES[c.dtype])
+            twin.eval()
+            if c.compile:
+                self._compile(twin)
+            twin_params = [p for name, p in twin.named_parameters() if not name.startswith("decoder.vae.")]
+            self._inference[:] = [(self.device, twin, list(zip(params, twin_params, strict=True)), key)]
+        device, twin, pairs, last_key = self._inference[0]
+        if last_key != key:
+            with torch.no_grad():
+                for source, target in pairs:
+                    target.copy_(source)
+            self._inference[0] = (device, twin, pairs, key)
+        return twin
+
+    def _compile(self, twin: StamoAutoencoder) -> None:
+        """Compiles the inference copy's backbone, compressor and DiT in place (`Module.compile`)."""
+        c = self.config
+        kwargs: dict[str, Any] = {"backend": c.compile_backend, "dynamic": False}
+        if c.compile_backend == "inductor":
+            kwargs["mode"] = c.compile_mode or (
+                "reduce-overhead" if self.device.type == "cuda" else "default"
+            )
+        logger.info(f"Compiling the stamo backbone, compressor and DiT for inference ({kwargs})")
+        for module in (twin.backbone, twin.compressor, twin.decoder.transformer):
+            module.compile(**kwargs)
+
     @torch.inference_mode()
     def encode(self, images: Tensor) -> Tensor:
         """Encodes camera frames into StaMo states.
@@ -327,7 +385,7 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
             (B, num_tokens, token_dim) float32 states.
         """
         images = prepare_images(images.to(self.device), self.config.image_size)
-        return self.model.encode(images).float()
+        return self.inference_model().encode(images).float().clone()  # a copy: never a CUDA-graph buffer
 
     @torch.inference_mode()
     def backbone_features(self, images: Tensor) -> Tensor:
@@ -340,7 +398,7 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
             (B, num_patches, backbone_dim) float32 features (CLS and register tokens dropped).
         """
         images = prepare_images(images.to(self.device), self.config.image_size)
-        return self.model.patch_features(images).float()
+        return self.inference_model().patch_features(images).float().clone()
 
     @torch.inference_mode()
     def decode(
@@ -365,12 +423,12 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         steps = self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
         _check_count(steps, "num_inference_steps", 1)
         noise = None
+        dec = self.inference_model().decoder
         if shared_noise:
-            dec = self.model.decoder
             shape = (1, dec.transformer.config.in_channels, dec.latent_size, dec.latent_size)
             noise = torch.randn(shape, generator=generator).expand(states.shape[0], -1, -1, -1)
-        latents = self.model.decoder.sample(states, steps, generator=generator, noise=noise)
-        return self.model.decoder.latents_to_images(latents)
+        latents = dec.sample(states, steps, generator=generator, noise=noise)
+        return dec.latents_to_images(latents)
 
     def motion(self, s_t: Tensor, s_tk: Tensor) -> Tensor:
         """Latent motion (StaMo's latent action) from state `s_t` to `s_tk`: `s_tk - s_t`.
