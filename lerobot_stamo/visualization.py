@@ -16,6 +16,7 @@ def contact_sheet(
     output_path: str | Path,
     frames_per_episode: int = 6,
     max_episodes: int = 4,
+    video_backend: str | None = None,
 ) -> Path:
     """Write a PNG grid of a LeRobotDataset's frames: one row per (episode, camera), evenly spaced frames.
 
@@ -28,6 +29,7 @@ def contact_sheet(
         output_path: Where to write the PNG.
         frames_per_episode: Columns: frames sampled evenly from the first to the last of each episode.
         max_episodes: Episodes shown (the first ones).
+        video_backend: Video decoder ("torchcodec" or "pyav"; default: ``console.video_backend()``).
 
     Returns:
         The path of the written PNG.
@@ -38,7 +40,9 @@ def contact_sheet(
     import matplotlib.pyplot as plt
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    dataset = LeRobotDataset(repo_id, root=root)
+    from lerobot_stamo.console import video_backend as default_video_backend
+
+    dataset = LeRobotDataset(repo_id, root=root, video_backend=video_backend or default_video_backend())
     cameras = dataset.meta.camera_keys
     if not cameras:
         raise ValueError(f"Dataset {repo_id} at {root} has no camera features: nothing to draw.")

@@ -20,8 +20,9 @@
    tiny stamo) next to the frames that actually followed.
 
 Everything lands in ``--output_dir`` (default ``outputs/demo``); re-running replaces the demo's own
-outputs. Run it from the repository root (it reads ``configs/stamo_tiny.json`` and
-``configs/stamo_vla_compact_sim.json``).
+outputs, and only those: a folder holding anything else is refused before anything is written. Every
+argument is checked before the disk is touched. Run it from the repository root (it reads
+``configs/stamo_tiny.json`` and ``configs/stamo_vla_compact_sim.json``).
 """
 
 from __future__ import annotations
@@ -37,13 +38,32 @@ from pathlib import Path
 
 import draccus
 
-from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
+from lerobot_stamo.console import quiet_video_encoder, video_backend
+from lerobot_stamo.envs.so101_sim import check_image_size
+from lerobot_stamo.errors import StamoInputError
+from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, check_root, record
 from lerobot_stamo.visualization import contact_sheet, video_to_gif
 
 logger = logging.getLogger(__name__)
 
 ROBOT_REPO_ID = "local/stamo_so101_pickcube"
 VIDEO_REPO_ID = "local/stamo_so101_pickplace_video"
+# Marks an --output_dir the demo wrote; the names below are everything the demo writes there.
+MARKER = "lerobot_stamo_demo.json"
+DEMO_OUTPUTS = frozenset(
+    {
+        MARKER,
+        "data",
+        "pickcube_frames.png",
+        "pickplace_video_frames.png",
+        "stamo_tiny_pretrained",
+        "train_stamo_tiny",
+        "interpolation",
+        "probe",
+        "train_stamo_vla",
+        "eval_stamo_vla",
+    }
+)
 
 
 @dataclass
@@ -66,9 +86,89 @@ class DemoConfig:
     vla_image_size: int = 96  # frames are resized to this (cheap on a CPU)
     vla_eval_episodes: int = 3
 
+    def __post_init__(self) -> None:
+        counts = {
+            "--num_episodes": (self.num_episodes, 2 if self.train_steps > 0 else 1),
+            "--num_video_episodes": (self.num_video_episodes, 1),
+            "--fit_vae_steps": (self.fit_vae_steps, 0),
+            "--train_steps": (self.train_steps, 0),
+            "--vla_train_steps": (self.vla_train_steps, 0),
+            "--vla_horizon": (self.vla_horizon, 1),
+            "--vla_image_size": (self.vla_image_size, 1),
+            "--vla_eval_episodes": (self.vla_eval_episodes, 1),
+        }
+        for flag, (value, minimum) in counts.items():
+            if value < minimum:
+                why = (
+                    " (the interpolation transfers episode 0's motion to episode 1)"
+                    if flag == "--num_episodes" and minimum == 2
+                    else ""
+                )
+                raise ValueError(f"{flag} must be >= {minimum}{why}, got {value}. Pass {flag}>={minimum}.")
+        check_image_size(self.observation_height, self.observation_width, video=True)
+        for flag, path, needed in (
+            ("--tiny_config", self.tiny_config, self.train_steps > 0),
+            ("--vla_config", self.vla_config, self.train_steps > 0 and self.vla_train_steps > 0),
+        ):
+            if needed and not Path(path).is_file():
+                raise StamoInputError(
+                    f"{flag}={path} not found: run the demo from the repository root or pass {flag}."
+                )
+
+    def record_configs(self) -> tuple[SimRecordConfig, SimRecordConfig]:
+        """The robot (PickCube, with actions) and unlabelled-video (PickPlace) recordings."""
+        out = Path(self.output_dir)
+        size = {"observation_height": self.observation_height, "observation_width": self.observation_width}
+        robot = SimRecordConfig(
+            repo_id=ROBOT_REPO_ID,
+            root=out / "data" / "so101_pickcube",
+            task="PickCube",
+            num_episodes=self.num_episodes,
+            seed=self.seed,
+            overwrite=True,
+            **size,
+        )
+        video = SimRecordConfig(
+            repo_id=VIDEO_REPO_ID,
+            root=out / "data" / "so101_pickplace_video",
+            task="PickPlace",
+            num_episodes=self.num_video_episodes,
+            seed=self.seed + 1000,
+            video_only=True,
+            overwrite=True,
+            **size,
+        )
+        return robot, video
+
+
+def check_output_dir(cfg: DemoConfig) -> Path:
+    """Refuse an ``--output_dir`` that holds anything the demo did not write (re-runs replace its outputs).
+
+    Also checks that the recorded datasets in it may be replaced, so that nothing is written before every
+    problem is known.
+    """
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--output_dir={out} is a file: choose a new or empty folder.")
+    if out.is_dir() and not (out / MARKER).is_file():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_OUTPUTS)
+        if foreign:
+            listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise FileExistsError(
+                f"--output_dir={out} holds files the demo did not write ({listed}), and a re-run replaces "
+                "the demo's outputs there. Choose a new or empty --output_dir."
+            )
+    for rec in cfg.record_configs():
+        check_root(rec, flag="--output_dir")
+    return out
+
 
 def _run(cmd: list[str]) -> None:
-    """Run a console script of this environment, with the demo's output streaming to the terminal."""
+    """Run a console script of this environment, with the demo's output streaming to the terminal.
+
+    It inherits the demo's environment: the video backend chosen once (``console.video_backend()``) and
+    the encoder's log level.
+    """
     exe = Path(sys.executable).parent / cmd[0]
     logger.info("$ %s", " ".join(cmd))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -85,6 +185,7 @@ def label_and_probe(cfg: DemoConfig, checkpoint: Path, robot: tuple[str, Path], 
             f"--policy.path={checkpoint}",
             f"--dataset.repo_id={video[0]}",
             f"--dataset.root={video[1]}",
+            f"--dataset.video_backend={video_backend()}",
             "--horizon=1",
             f"--output_dir={labelled}",
             "--overwrite=true",
@@ -96,6 +197,7 @@ def label_and_probe(cfg: DemoConfig, checkpoint: Path, robot: tuple[str, Path], 
             f"--policy.path={checkpoint}",
             f"--dataset.repo_id={robot[0]}",
             f"--dataset.root={robot[1]}",
+            f"--dataset.video_backend={video_backend()}",
             f"--output_dir={out / 'probe'}",
             "--action_mode=relative",  # the simulated arm's actions are absolute joint targets
         ]
@@ -111,10 +213,6 @@ def train_tiny_stamo(cfg: DemoConfig, repo_id: str, root: Path) -> dict[str, Pat
 
     torch.set_num_threads(1)  # tiny convolutions: as fast on one thread, and immune to a busy second core
 
-    if not cfg.tiny_config.exists():
-        raise FileNotFoundError(
-            f"{cfg.tiny_config} not found: run the demo from the repository root or pass --tiny_config."
-        )
     out = Path(cfg.output_dir)
     parts = write_tiny_pretrained(
         out / "stamo_tiny_pretrained", seed=cfg.seed, fit_vae_steps=cfg.fit_vae_steps
@@ -132,6 +230,7 @@ def train_tiny_stamo(cfg: DemoConfig, repo_id: str, root: Path) -> dict[str, Pat
             "--policy.device=cpu",
             f"--dataset.repo_id={repo_id}",
             f"--dataset.root={root}",
+            f"--dataset.video_backend={video_backend()}",
             f"--steps={cfg.train_steps}",
             f"--save_freq={save_freq}",
             f"--log_freq={max(1, min(100, cfg.train_steps // 10))}",
@@ -147,6 +246,7 @@ def train_tiny_stamo(cfg: DemoConfig, repo_id: str, root: Path) -> dict[str, Pat
             f"--policy.path={checkpoint}",
             f"--dataset.repo_id={repo_id}",
             f"--dataset.root={root}",
+            f"--dataset.video_backend={video_backend()}",
             "--dataset.episode=0",
             "--dataset.transfer_episode=1",
             "--steps=6",
@@ -168,10 +268,6 @@ def train_and_eval_stamo_vla(
     Returns:
         The written paths, and the success line to print.
     """
-    if not cfg.vla_config.exists():
-        raise FileNotFoundError(
-            f"{cfg.vla_config} not found: run the demo from the repository root or pass --vla_config."
-        )
     out = Path(cfg.output_dir)
     labelled = out / "data" / "so101_pickcube_stamo"
     labelled_repo_id = f"{repo_id}_stamo"
@@ -181,7 +277,7 @@ def train_and_eval_stamo_vla(
             f"--policy.path={checkpoint}",
             f"--dataset.repo_id={repo_id}",
             f"--dataset.root={root}",
-            "--dataset.video_backend=pyav",
+            f"--dataset.video_backend={video_backend()}",
             f"--horizon={cfg.vla_horizon}",
             f"--repo_id={labelled_repo_id}",
             f"--output_dir={labelled}",
@@ -206,7 +302,7 @@ def train_and_eval_stamo_vla(
             "--policy.device=cpu",
             f"--dataset.repo_id={labelled_repo_id}",
             f"--dataset.root={labelled}",
-            "--dataset.video_backend=pyav",
+            f"--dataset.video_backend={video_backend()}",
             f"--steps={steps}",
             f"--save_freq={steps}",
             f"--log_freq={max(1, min(50, steps // 10))}",
@@ -276,37 +372,20 @@ def write_predicted_future(checkpoint: Path, repo_id: str, root: Path, out_png: 
     torch.set_num_threads(1)
     policy = StamoVLAPolicy.from_pretrained(checkpoint)
     preprocessor, _ = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint))
-    dataset = LeRobotDataset(repo_id, root=root, video_backend="pyav")
+    dataset = LeRobotDataset(repo_id, root=root, video_backend=video_backend())
     return write_future_strip(policy, preprocessor, dataset, episode=0, out_png=out_png)
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Path]:
     """Run the demo; return the paths it wrote."""
-    out = Path(cfg.output_dir)
-    size = {"observation_height": cfg.observation_height, "observation_width": cfg.observation_width}
-    robot = record(
-        SimRecordConfig(
-            repo_id=ROBOT_REPO_ID,
-            root=out / "data" / "so101_pickcube",
-            task="PickCube",
-            num_episodes=cfg.num_episodes,
-            seed=cfg.seed,
-            overwrite=True,
-            **size,
-        )
-    )
-    video = record(
-        SimRecordConfig(
-            repo_id=VIDEO_REPO_ID,
-            root=out / "data" / "so101_pickplace_video",
-            task="PickPlace",
-            num_episodes=cfg.num_video_episodes,
-            seed=cfg.seed + 1000,
-            video_only=True,
-            overwrite=True,
-            **size,
-        )
-    )
+    out = check_output_dir(cfg)
+    robot_cfg, video_cfg = cfg.record_configs()
+    quiet_video_encoder()  # for the recordings here and every command the demo runs
+    video_backend()  # decided (and, without torchcodec, said) once for the whole run
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"written_by": "lerobot-stamo-demo"}, indent=2) + "\n")
+    robot = record(robot_cfg)
+    video = record(video_cfg)
     written = {
         "robot_dataset": robot,
         "video_dataset": video,

@@ -20,7 +20,8 @@ import torch
 from lerobot.configs import parser
 from lerobot.configs.policies import PreTrainedConfig
 
-from lerobot_stamo.errors import check_checkpoint, check_dataset
+from lerobot_stamo.console import video_backend
+from lerobot_stamo.errors import StamoInputError, check_checkpoint, check_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class InterpolateDatasetConfig:
     # Optional frame to transfer the motion to: (episode, frame index).
     transfer_episode: int | None = None
     transfer_frame: int = 0
+    # Video decoder ("torchcodec" or "pyav"); default: torchcodec when it loads, else pyav.
+    video_backend: str | None = None
 
 
 @dataclass
@@ -56,6 +59,13 @@ class InterpolateConfig:
     output_dir: Path = Path("outputs/stamo_interpolate")
 
     def __post_init__(self) -> None:
+        # Image files first: cheap to check, and no checkpoint is loaded for a run that would fail anyway.
+        if self.images is not None and len(self.images) != 2:
+            raise ValueError(f"`--images` takes exactly two files (start, goal), got {self.images}.")
+        for i, path in enumerate(self.images or []):
+            check_image_file(path, f"--images ({'start' if i == 0 else 'goal'})")
+        if self.transfer:
+            check_image_file(self.transfer, "--transfer")
         policy_path = parser.get_path_arg("policy")
         if policy_path:
             check_checkpoint(policy_path, "--policy.path")
@@ -64,8 +74,6 @@ class InterpolateConfig:
             self.policy.pretrained_path = Path(policy_path)
         if self.policy is None or self.policy.pretrained_path is None:
             raise ValueError("Pass a trained stamo checkpoint with `--policy.path=<dir or Hub id>`.")
-        if self.images is not None and len(self.images) != 2:
-            raise ValueError(f"`--images` takes exactly two files (start, goal), got {self.images}.")
         if self.images is None and self.dataset.repo_id is None:
             raise ValueError(
                 "Give either `--images a.png b.png` or `--dataset.repo_id` (and `--dataset.root`)."
@@ -78,6 +86,23 @@ class InterpolateConfig:
         return ["policy"]
 
 
+def check_image_file(path: str | Path, flag: str) -> None:
+    """Raise a `StamoInputError` naming `path` and `flag` unless it is an image file that can be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise StamoInputError(f"{flag}: {path} is not a file. Pass the path of a PNG or JPEG image.")
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise StamoInputError(
+            f"{flag}: {path} is not an image file that can be read ({type(err).__name__}: {err}). "
+            "Pass a PNG or JPEG image."
+        ) from err
+
+
 def dataset_frames(
     cfg: InterpolateDatasetConfig, camera: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -85,7 +110,7 @@ def dataset_frames(
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     check_dataset(cfg.repo_id, cfg.root)
-    ds = LeRobotDataset(cfg.repo_id, root=cfg.root)
+    ds = LeRobotDataset(cfg.repo_id, root=cfg.root, video_backend=cfg.video_backend or video_backend())
     camera = cfg.camera or camera
     if camera not in ds.meta.camera_keys:
         raise ValueError(
