@@ -25,6 +25,16 @@ def fake_cameras(**overrides) -> dict[str, StamoTestCameraConfig]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _fast_thread_switching():
+    """The SDKs busy-poll the port for ~34 ms per packet; with Python's default 5 ms GIL switch interval the
+    emulator thread in the same process may not get enough turns to answer in time on a loaded machine."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    yield
+    sys.setswitchinterval(previous)
+
+
 @pytest.fixture
 def so_emulator():
     emulator = FeetechEmulator.with_calibration(so_calibration())

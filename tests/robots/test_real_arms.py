@@ -23,6 +23,11 @@ CAL = so_calibration()
 IDS = {m: CAL[m]["id"] for m in MOTORS}
 
 
+def flush(robot) -> None:
+    """Sync writes get no reply: a read behind them in the serial stream waits until the servos got them."""
+    robot.bus.sync_read("Present_Position")
+
+
 def so_robot(emulator, calibration_dir, **overrides) -> StamoSO100:
     fields = {
         "port": emulator.port,
@@ -67,6 +72,7 @@ def test_connect_read_write_clip_and_torque(so_emulator, calibration_dir):
         sent = robot.send_action(action)
         assert sent["elbow_flex.pos"] == pytest.approx(high) and sent["gripper.pos"] == 0.0
         assert action == sent  # updated in place: a loop recording `action` records what was sent
+        flush(robot)
         assert so_emulator.goal(IDS["elbow_flex"]) == CAL["elbow_flex"]["range_max"]
         assert so_emulator.goal(IDS["gripper"]) == CAL["gripper"]["range_min"]
         assert so_emulator.goal(IDS["shoulder_pan"]) == degrees_to_raw(CAL["shoulder_pan"], 10.0)
@@ -91,6 +97,7 @@ def test_nonfinite_actions_never_reach_the_bus(so_emulator, calibration_dir):
     robot.connect()
     try:
         robot.send_action({f"{m}.pos": 2.0 for m in MOTORS})
+        flush(robot)
         writes, goals = len(so_emulator.goal_writes), {i: so_emulator.goal(i) for i in IDS.values()}
         action = {f"{m}.pos": 4.0 for m in MOTORS} | {"gripper.pos": math.nan}
         sent = robot.send_action(action)
@@ -98,6 +105,7 @@ def test_nonfinite_actions_never_reach_the_bus(so_emulator, calibration_dir):
         assert sent["shoulder_pan.pos"] == pytest.approx(2.0, abs=0.1)  # held: the last goal
         with pytest.raises(ArmSafetyError, match="2 actions in a row had non-finite values"):
             robot.send_action({f"{m}.pos": math.inf for m in MOTORS})
+        flush(robot)
         assert len(so_emulator.goal_writes) == writes and goals == {
             i: so_emulator.goal(i) for i in IDS.values()
         }
@@ -170,6 +178,7 @@ def test_koch_in_degrees_and_leader_in_degrees(koch_emulator, calibration_dir, t
         sent = robot.send_action({"wrist_flex.pos": -3.0, "shoulder_pan.pos": 1000.0})
         assert sent["wrist_flex.pos"] == pytest.approx(-3.0)
         assert sent["shoulder_pan.pos"] == pytest.approx(5.0)  # extended mode: only our clamps bound it
+        flush(robot)
         assert koch_emulator.goal(IDS["wrist_flex"]) == degrees_to_raw(CAL["wrist_flex"], -3.0)
     finally:
         robot.disconnect()
