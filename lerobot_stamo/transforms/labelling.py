@@ -96,7 +96,7 @@ class LabelConfig:
     repo_id: str | None = None
     push_to_hub: bool = False
     private: bool = False
-    # Replace an existing, different labelling at --output_dir.
+    # Replace an existing, different labelling at --output_dir (only ever a dataset this command wrote).
     overwrite: bool = False
 
     def __post_init__(self):
