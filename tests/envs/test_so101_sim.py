@@ -131,6 +131,18 @@ def test_unknown_task_and_camera_list_the_valid_ones():
         SO101SimEnv(cameras=("top",))
 
 
+def test_image_sizes_are_checked_before_opengl():
+    """Issue 12: `--observation_height=0` was blamed on OpenGL; the message names the flag and the fix."""
+    from lerobot.envs.configs import EnvConfig
+
+    with pytest.raises(ValueError, match="observation_height=0 is too small.*>=1"):
+        SO101SimEnv(observation_height=0)
+    with pytest.raises(
+        ValueError, match=r"--env.observation_width=-4 is too small.*--env.observation_width>=1"
+    ):
+        EnvConfig.get_choice_class("stamo_so101")(observation_width=-4)
+
+
 def test_domain_randomisation_is_off_by_default_and_seeded():
     plain = SO101SimEnv(observation_height=HW, observation_width=HW)
     rand = SO101SimEnv(
