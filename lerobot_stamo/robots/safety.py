@@ -10,7 +10,9 @@ loop drives it (`lerobot-record`, `lerobot-rollout`, LeRobot's async robot clien
   calibrated joint ranges, then to `max_relative_target` around the present position; the action dict is
   updated in place with what was written, so the loop that records it records what was sent.
 - `connect`: every camera the policy needs must deliver a frame before the first control step; any error
-  after the bus opened closes everything again with torque off.
+  after the bus opened closes everything again with torque off; an arm still connected when the process
+  exits (an error before a loop's teardown) is disconnected, torque off; SIGTERM becomes KeyboardInterrupt,
+  so `lerobot-record` finalises the dataset as on Ctrl-C.
 - `get_observation`: a failing motor read is retried by the bus, then reuses the last reading, and stops the
   run (`ArmSafetyError`) once it failed `max_failed_reads` times in a row; a camera that stops delivering
   frames stops the run. LeRobot's teardown then returns to the start pose (`--return_to_initial_position`)
@@ -18,6 +20,7 @@ loop drives it (`lerobot-record`, `lerobot-rollout`, LeRobot's async robot clien
   arm refuses further motion commands, so the teardown only holds and disables torque.
 """
 
+import atexit
 import logging
 import math
 import signal
@@ -81,6 +84,7 @@ class StamoArmMixin:
         self.fault, self._bus_fault = None, False
         self._nonfinite_streak = self._failed_reads = 0
         self._install_sigterm_handler()
+        atexit.register(self._disconnect_at_exit)
         logger.info(f"{self} joint limits (calibrated): {self.joint_limits}")
 
     def _check_required_cameras(self) -> None:
@@ -114,7 +118,15 @@ class StamoArmMixin:
                 except Exception as e:
                     logger.warning(f"{self}: could not close camera {camera}: {e}")
 
+    def _disconnect_at_exit(self) -> None:
+        """An error between `connect()` and a loop's teardown (e.g. a bad dataset name in lerobot-rollout) skips
+        LeRobot's disconnect: at exit the arm still goes torque off."""
+        if self.bus.is_connected:
+            logger.warning(f"{self} still connected at exit: disconnecting (torque off).")
+            self.disconnect()
+
     def disconnect(self) -> None:
+        atexit.unregister(self._disconnect_at_exit)
         self._restore_sigterm_handler()
         if self.fault:
             logger.error(f"{self} stopped the run: {self.fault}")

@@ -1,0 +1,176 @@
+"""LeRobot's own `lerobot-record` and `lerobot-rollout`, unchanged, on the emulated SO-101 (`stamo_so100`): a
+teleoperated recording that `lerobot-stamo-label` accepts, and rollouts of a tiny `stamo_vla` in which a
+diverging policy and a camera that stops end the run safely (no NaN on the bus, torque off, nothing recorded
+lost). The fake camera plug-in is found the way LeRobot finds any plug-in: a `lerobot_camera_*` distribution."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from lerobot.utils.constants import ACTION, OBS_STATE
+from servo_emulators import FeetechEmulator, sine_motion, so_calibration, write_calibration
+
+ROBOTS_DIR = Path(__file__).parent
+BIN = Path(sys.executable).parent
+CAMERAS = ("observation.images.front", "observation.images.wrist")
+TASK = "pick up the cube"
+MAX_STEP = 5.0  # stamo_so100's default max_relative_target
+
+
+@pytest.fixture(scope="module")
+def plugin_path(tmp_path_factory) -> str:
+    """PYTHONPATH that makes `lerobot_camera_stamo_test` an installed camera plug-in for LeRobot's CLIs."""
+    site = tmp_path_factory.mktemp("site")
+    dist = site / "lerobot_camera_stamo_test-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lerobot_camera_stamo_test\nVersion: 0.1\n")
+    return os.pathsep.join([str(site), str(ROBOTS_DIR)])
+
+
+def run(args: list[str], plugin_path: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": plugin_path, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def robot_args(emulator: FeetechEmulator, calibration_dir: Path, **camera_fields) -> list[str]:
+    cameras = {name: {"type": "stamo_test", **camera_fields} for name in ("front", "wrist")}
+    return ["--robot.type=stamo_so100", f"--robot.port={emulator.port}", "--robot.id=arm",
+            f"--robot.calibration_dir={calibration_dir}", f"--robot.cameras={json.dumps(cameras)}"]  # fmt: skip
+
+
+def tiny_stamo_vla(path: Path, action_std: float) -> Path:
+    """A tiny `compact` stamo_vla for the arm's two 64x64 cameras (resized to 32); NaN std -> NaN actions."""
+    from lerobot_stamo.policies.stamo_vla import (
+        StamoVLAConfig,
+        StamoVLAPolicy,
+        make_stamo_vla_pre_post_processors,
+    )
+
+    features = {k: PolicyFeature(FeatureType.VISUAL, (3, 64, 64)) for k in CAMERAS}
+    config = StamoVLAConfig(
+        device="cpu", push_to_hub=False, chunk_size=4, n_action_steps=2, dim_model=32, n_heads=4, n_layers=1,
+        dim_feedforward=64, tokenizer_max_length=32, world_model_target="none", resize_images=(32, 32),
+        input_features=features | {OBS_STATE: PolicyFeature(FeatureType.STATE, (6,))},
+        output_features={ACTION: PolicyFeature(FeatureType.ACTION, (6,))},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    policy = StamoVLAPolicy(config)
+    stats = {
+        OBS_STATE: {"mean": torch.zeros(6), "std": torch.full((6,), 30.0)},
+        ACTION: {"mean": torch.zeros(6), "std": torch.full((6,), action_std)},
+    }
+    pre, post = make_stamo_vla_pre_post_processors(config, stats)
+    for part in (policy, pre, post):
+        part.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def arm(calibration_dir):
+    emulator = FeetechEmulator.with_calibration(so_calibration())
+    yield emulator
+    emulator.close()
+
+
+def assert_recorded_what_was_sent(root: Path) -> LeRobotDataset:
+    dataset = LeRobotDataset("local/any", root=root)
+    actions = torch.stack([dataset.hf_dataset[i][ACTION] for i in range(len(dataset.hf_dataset))])
+    states = torch.stack([dataset.hf_dataset[i][OBS_STATE] for i in range(len(dataset.hf_dataset))])
+    assert torch.isfinite(actions).all()
+    # What the arm was sent: at most max_relative_target from the state read in the same step.
+    assert (actions - states).abs().max() <= MAX_STEP + 1e-3
+    return dataset
+
+
+@pytest.mark.slow
+def test_rollout_nan_policy_stops_without_touching_the_bus(arm, calibration_dir, plugin_path, tmp_path):
+    checkpoint = tiny_stamo_vla(tmp_path / "nan_policy", action_std=float("nan"))
+    proc = run(["lerobot-rollout", f"--policy.path={checkpoint}", *robot_args(arm, calibration_dir),
+                "--strategy.type=base", "--duration=20", f"--task={TASK}", "--device=cpu",
+                "--return_to_initial_position=false"], plugin_path, tmp_path)  # fmt: skip
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert "actions in a row had non-finite values" in last_line and "normalisation" in last_line, last_line
+    assert arm.goal_writes == []  # the arm held its start pose: not one goal written
+    assert not any(arm.torque(i) for i in arm.registers)
+
+
+@pytest.mark.slow
+def test_recording_rollout_camera_stops_nothing_lost(arm, calibration_dir, plugin_path, tmp_path):
+    checkpoint = tiny_stamo_vla(tmp_path / "policy", action_std=20.0)
+    root = tmp_path / "rollout_so"
+    proc = run(["lerobot-rollout", f"--policy.path={checkpoint}", *robot_args(arm, calibration_dir, stop_after=45),
+                "--strategy.type=episodic", "--dataset.repo_id=local/rollout_so", f"--dataset.root={root}",
+                f"--dataset.single_task={TASK}", "--dataset.episode_time_s=1", "--dataset.reset_time_s=0",
+                "--dataset.num_episodes=5", "--dataset.video=false", "--dataset.push_to_hub=false",
+                f"--task={TASK}", "--device=cpu"], plugin_path, tmp_path)  # fmt: skip
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert "camera 'front' stopped delivering frames" in last_line, last_line
+    assert not any(arm.torque(i) for i in arm.registers)
+    dataset = assert_recorded_what_was_sent(root)
+    assert dataset.meta.total_episodes >= 1 and dataset.meta.total_frames >= 10
+
+
+@pytest.mark.slow
+def test_record_with_so101_leader_then_label(arm, calibration_dir, plugin_path, tmp_path):
+    sys.path.insert(0, str(ROBOTS_DIR.parent / "policies"))
+    from stamo_testing import tiny_policy_fields
+
+    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
+    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+    from lerobot_stamo.transforms.labelling import (
+        LabelConfig,
+        LabelDatasetArgs,
+        LabelPolicyArgs,
+        label_dataset,
+        state_key,
+    )
+
+    leader = FeetechEmulator.with_calibration(so_calibration())
+    leader.motion = sine_motion(so_calibration())
+    write_calibration(so_calibration(), calibration_dir, "leader")
+    root = tmp_path / "so_real"
+    try:
+        proc = run(["lerobot-record", *robot_args(arm, calibration_dir), "--teleop.type=so101_leader",
+                    f"--teleop.port={leader.port}", "--teleop.id=leader", f"--teleop.calibration_dir={calibration_dir}",
+                    "--dataset.repo_id=local/so_real", f"--dataset.root={root}", f"--dataset.single_task={TASK}",
+                    "--dataset.num_episodes=2", "--dataset.episode_time_s=1", "--dataset.reset_time_s=0",
+                    "--dataset.push_to_hub=false", "--play_sounds=false"], plugin_path, tmp_path)  # fmt: skip
+    finally:
+        leader.close()
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert not any(arm.torque(i) for i in arm.registers)
+    dataset = assert_recorded_what_was_sent(root)
+    assert dataset.meta.total_episodes == 2 and set(CAMERAS) <= set(dataset.meta.video_keys)
+    assert (
+        np.ptp(np.stack([dataset.hf_dataset[i][ACTION] for i in range(len(dataset.hf_dataset))]), 0).max() > 1
+    )
+
+    stamo = StamoConfig(
+        **tiny_policy_fields(), **write_tiny_pretrained(tmp_path / "pretrained", seed=0), device="cpu",
+        push_to_hub=False, reconstruction_on_save=False, output_features={},
+        input_features={k: PolicyFeature(FeatureType.VISUAL, (3, 64, 64)) for k in CAMERAS},
+    )  # fmt: skip
+    StamoPolicy(stamo).save_pretrained(tmp_path / "stamo")
+    out = tmp_path / "so_real_stamo"
+    label_dataset(
+        LabelConfig(
+            policy=LabelPolicyArgs(path=str(tmp_path / "stamo")),
+            dataset=LabelDatasetArgs(repo_id="local/so_real", root=str(root)),
+            output_dir=str(out),
+            horizon=2,
+            num_workers=0,
+        )
+    )
+    labelled = LeRobotDataset("local/so_real_stamo", root=out)
+    assert state_key(CAMERAS[0]) in labelled.meta.features
