@@ -18,7 +18,9 @@ line. Genuine bugs keep their plain traceback.
 
 `check_checkpoint` and `check_dataset` turn the generic failures of a missing or damaged input (an offline
 Hub lookup, a repo-id validation error, a JSON or safetensors parse error without a file name) into one
-message that names the file and what to do.
+message that names the file and what to do. This plug-in calls them before it loads anything; for LeRobot's
+own loading (`lerobot-train --policy.path=...`, `--dataset.root=...`) the excepthook runs them on the command
+line once such a generic error ends the program (`diagnose_inputs`).
 """
 
 import functools
@@ -61,12 +63,63 @@ def _chain(exc: BaseException | None) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
-def user_error(exc: BaseException) -> BaseException | None:
-    """The user error that explains `exc`, or None for a genuine bug.
+def _input_error_types() -> tuple[type[BaseException], ...]:
+    """Generic failures of a missing or damaged input, raised by LeRobot / huggingface_hub without the fix."""
+    from huggingface_hub.errors import EntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
+    from safetensors import SafetensorError
 
-    That is the first `StamoError` in the cause/context chain, else the `ValueError` a config's
-    `__post_init__` raised and draccus wrapped as "Couldn't instantiate class ..." (LeRobot's convention for
-    validation errors).
+    return (
+        HFValidationError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        EntryNotFoundError,
+        json.JSONDecodeError,
+        SafetensorError,
+        FileNotFoundError,
+        NotADirectoryError,
+    )
+
+
+def _flags(argv: list[str]) -> dict[str, str]:
+    """`--key=value` and `--key value` pairs of a command line (without the dashes)."""
+    flags: dict[str, str] = {}
+    for i, token in enumerate(argv):
+        if not token.startswith("--"):
+            continue
+        if "=" in token:
+            key, value = token[2:].split("=", 1)
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            key, value = token[2:], argv[i + 1]
+        else:
+            continue
+        flags[key] = value
+    return flags
+
+
+def diagnose_inputs(argv: list[str]) -> StamoInputError | None:
+    """The first problem with the checkpoint (`--*.path`) and dataset (`--dataset.*`) flags of a command line.
+
+    Used when LeRobot's own loading (e.g. `lerobot-train --policy.path=...`) fails with a generic error.
+    """
+    flags = _flags(argv)
+    try:
+        for key, value in flags.items():
+            if key == "policy.path" or key.endswith(("pretrained_path", "stamo_path")):
+                check_checkpoint(value, f"--{key}")
+        if "dataset.repo_id" in flags or "dataset.root" in flags:
+            check_dataset(flags.get("dataset.repo_id"), flags.get("dataset.root"), "--dataset")
+    except StamoInputError as err:
+        return err
+    return None
+
+
+def explain(exc: BaseException, argv: list[str] | None = None) -> BaseException | None:
+    """The user error to show as the last line for an uncaught `exc`, or None for a genuine bug.
+
+    In order: the first `StamoError` in the cause/context chain; when the chain holds a generic failure to
+    open an input, the problem `diagnose_inputs` finds on the command line `argv` (default: `sys.argv[1:]`);
+    the `ValueError` a config's `__post_init__` raised and draccus wrapped as "Couldn't instantiate class ..."
+    (LeRobot's convention for validation errors).
     """
     from draccus.utils import ParsingError
 
@@ -74,6 +127,10 @@ def user_error(exc: BaseException) -> BaseException | None:
     for err in chain:
         if isinstance(err, StamoError):
             return err
+    if any(isinstance(err, _input_error_types()) for err in chain):
+        found = diagnose_inputs(sys.argv[1:] if argv is None else argv)
+        if found is not None:
+            return found
     for err in chain:
         cause = err.__cause__
         if (
@@ -90,7 +147,7 @@ def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None, previous=sys.__excepthook__
 ) -> None:
     previous(exc_type, exc, tb)
-    err = user_error(exc)
+    err = explain(exc)
     if err is not None and err is not exc:
         print(f"\nerror: {err}", file=sys.stderr)
 
@@ -239,12 +296,14 @@ def check_checkpoint(path: str | Path | None, flag: str = "--policy.path") -> No
 def check_dataset(repo_id: str | None, root: str | Path | None, flag: str = "--dataset") -> Path | None:
     """Checks that a LeRobot dataset can be opened before `LeRobotDatasetMetadata` tries the Hub.
 
+    Online, a missing folder or `meta/info.json` is left to LeRobot (it downloads `repo_id` there).
+
     Returns:
-        The local dataset folder, or None when it will come from the Hub (online).
+        The local dataset folder, or None when LeRobot will download it.
 
     Raises:
-        StamoInputError: For a missing folder, a folder without `meta/info.json` or with a damaged one, or a
-            dataset that is neither local nor reachable because HF_HUB_OFFLINE=1.
+        StamoInputError: For a damaged `meta/info.json`, an invalid repo id, or (HF_HUB_OFFLINE=1) a missing
+            folder or one without `meta/info.json`.
     """
     from lerobot.utils.constants import HF_LEROBOT_HOME
 
@@ -252,12 +311,16 @@ def check_dataset(repo_id: str | None, root: str | Path | None, flag: str = "--d
         raise StamoInputError(
             f"{flag}.repo_id is required: a Hub dataset id (user/name), or pass {flag}.root=<dataset folder>."
         )
+    offline = _offline()
     if root is not None:
         folder = Path(root).expanduser()
         if not folder.is_dir():
+            if not offline:
+                return None  # LeRobot downloads `repo_id` into it
             raise StamoInputError(
-                f"{flag}.root={root}: no such folder. Pass the folder of a LeRobot dataset (with meta/info.json),"
-                " e.g. one written by lerobot-stamo-sim-record."
+                f"{flag}.root={root}: no such folder, and HF_HUB_OFFLINE=1 forbids downloading {repo_id!r} into "
+                "it. Pass the folder of a LeRobot dataset (with meta/info.json), e.g. one written by "
+                "lerobot-stamo-sim-record, or unset HF_HUB_OFFLINE."
             )
     else:
         try:
@@ -269,16 +332,19 @@ def check_dataset(repo_id: str | None, root: str | Path | None, flag: str = "--d
             ) from err
         folder = HF_LEROBOT_HOME / repo_id
         if not folder.is_dir():
-            if _offline():
-                raise StamoInputError(
-                    f"Dataset {repo_id!r} is not in {folder} and HF_HUB_OFFLINE=1 forbids downloading it. "
-                    f"Pass {flag}.root=<dataset folder>, or unset HF_HUB_OFFLINE to download it."
-                )
-            return None
+            if not offline:
+                return None
+            raise StamoInputError(
+                f"Dataset {repo_id!r} is not in {folder} and HF_HUB_OFFLINE=1 forbids downloading it. "
+                f"Pass {flag}.root=<dataset folder>, or unset HF_HUB_OFFLINE to download it."
+            )
     info = folder / "meta" / "info.json"
     if not info.is_file():
+        if not offline:
+            return None  # LeRobot completes the folder from the Hub
         raise StamoInputError(
-            f"{folder} is not a LeRobot dataset (no meta/info.json). Pass {flag}.root=<the dataset folder>."
+            f"{folder} is not a LeRobot dataset (no meta/info.json), and HF_HUB_OFFLINE=1 forbids downloading "
+            f"{repo_id!r} into it. Pass {flag}.root=<the dataset folder>."
         )
     check_json_file(info, f"{flag}.root")
     return folder

@@ -30,6 +30,7 @@ ENTRY_POINTS = {
     "lerobot-stamo-interpolate": "lerobot_stamo.scripts.lerobot_stamo_interpolate:main",
     "lerobot-stamo-sim-record": "lerobot_stamo.scripts.lerobot_stamo_sim_record:main",
     "lerobot-train": "lerobot.scripts.lerobot_train:train",
+    "lerobot-eval": "lerobot.scripts.lerobot_eval:eval_main",
 }
 
 
@@ -161,6 +162,19 @@ CASES = [
          "`policy.world_model_target` must be one of ('state', 'motion', 'none')", "unknown world-model target"),
     Case("train-vla-negative-loss-weight", "lerobot-train", TRAIN + " --policy.type=stamo_vla --policy.lambda_action=-1",
          "must be >= 0, got -1.0", "negative loss weight"),
+    Case("train-missing-checkpoint", "lerobot-train", TRAIN + " --policy.path={tmp}/nope",
+         "--policy.path={tmp}/nope: no such folder", "checkpoint folder does not exist (LeRobot's loading)"),
+    Case("train-broken-config-json", "lerobot-train", TRAIN + " --policy.path={badjson}",
+         "config.json is not valid JSON", "checkpoint's config.json is cut short (LeRobot's loading)"),
+    Case("train-truncated-safetensors", "lerobot-train", TRAIN + " --policy.path={truncated}",
+         "model.safetensors cannot be read as safetensors", "checkpoint's weights file is truncated"),
+    Case("train-missing-dataset-root", "lerobot-train",
+         TRAIN.replace("{ds}", "{tmp}/nods") + " --policy.type=stamo --policy.device=cpu --policy.push_to_hub=false",
+         "--dataset.root={tmp}/nods: no such folder", "dataset folder does not exist (LeRobot's loading)"),
+    Case("eval-policy-override", "lerobot-eval", "--policy.path={ckpt} --policy.dtype=float64 --env.type=stamo_so101",
+         "`dtype` must be 'float32', 'bfloat16' or 'float16', got 'float64'", "policy override of a bad value"),
+    Case("eval-missing-checkpoint", "lerobot-eval", "--policy.path={tmp}/nope --env.type=stamo_so101",
+         "--policy.path={tmp}/nope: no such folder", "checkpoint folder does not exist (LeRobot's loading)"),
     Case("train-unknown-policy-flag", "lerobot-train", TRAIN + " --policy.type=stamo --policy.chunk=3",
          "unrecognized arguments: --policy.chunk=3", "misspelt policy flag"),
 ]  # fmt: skip
@@ -220,7 +234,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     (tmp / "notds" / "notes.txt").write_text("someone's file")
     (tmp / "frame.png").write_bytes(b"not a png")
     names = ("ckpt", "ds", "badjson", "truncated", "notds")
-    return {"tmp": str(tmp), "out": str(tmp / "out"), "png": str(tmp / "frame.png")} | {
+    return {"tmp": str(tmp), "out": str(tmp / "out-console"), "png": str(tmp / "frame.png")} | {
         n: str(tmp / n) for n in names
     }
 
@@ -251,6 +265,7 @@ def run_in_process(script: str, argv: list[str], capsys) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_last_line(case: Case, inputs, capsys):
+    inputs = inputs | {"out": f"{inputs['tmp']}/out-{case.id}"}
     stderr = run_in_process(case.script, case.args.format(**inputs).split(), capsys)
     assert case.says.format(**inputs) in last_line(stderr), stderr[-3000:]
 
@@ -305,6 +320,20 @@ def test_config_error_is_a_value_error_in_python():
     with pytest.raises(ValueError, match="decoder_mode") as info:
         StamoConfig(device="cpu", decoder_mode="partial")
     assert not isinstance(info.value, errors.ConfigArgumentError)
+
+
+def test_online_missing_dataset_is_left_to_lerobot(tmp_path, monkeypatch):
+    """Online, LeRobot downloads a dataset into a missing or empty --dataset.root: no refusal then."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert errors.check_dataset("user/name", tmp_path / "missing") is None
+    assert errors.check_dataset("user/name", tmp_path) is None
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "info.json").write_text("{")
+    with pytest.raises(errors.StamoInputError, match=r"info.json is not valid JSON"):
+        errors.check_dataset("user/name", tmp_path)
 
 
 def render_doc() -> str:
