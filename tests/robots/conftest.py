@@ -8,7 +8,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fake camera plug-in and the emulators
 
-from lerobot_camera_stamo_test import StamoTestCameraConfig  # noqa: E402
 from servo_emulators import (  # noqa: E402
     KOCH_MODELS,
     DynamixelEmulator,
@@ -16,13 +15,6 @@ from servo_emulators import (  # noqa: E402
     so_calibration,
     write_calibration,
 )
-
-
-def fake_cameras(**overrides) -> dict[str, StamoTestCameraConfig]:
-    return {
-        "front": StamoTestCameraConfig(**overrides),
-        "wrist": StamoTestCameraConfig(colour=(40, 200, 60), **overrides),
-    }
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import math
 import signal
 
 import pytest
-from conftest import fake_cameras
+from arm_testing import fake_cameras
 from lerobot.robots.utils import make_robot_from_config
 from lerobot.teleoperators.utils import make_teleoperator_from_config
 from servo_emulators import KOCH_LEADER_MODELS, MOTORS, DynamixelEmulator, degrees_to_raw, so_calibration

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from arm_testing import CAMERAS, tiny_stamo_vla
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.constants import ACTION, OBS_STATE
@@ -19,7 +20,6 @@ from servo_emulators import FeetechEmulator, sine_motion, so_calibration, write_
 
 ROBOTS_DIR = Path(__file__).parent
 BIN = Path(sys.executable).parent
-CAMERAS = ("observation.images.front", "observation.images.wrist")
 TASK = "pick up the cube"
 MAX_STEP = 5.0  # stamo_so100's default max_relative_target
 
@@ -45,33 +45,6 @@ def robot_args(emulator: FeetechEmulator, calibration_dir: Path, **camera_fields
     cameras = {name: {"type": "stamo_test", **camera_fields} for name in ("front", "wrist")}
     return ["--robot.type=stamo_so100", f"--robot.port={emulator.port}", "--robot.id=arm",
             f"--robot.calibration_dir={calibration_dir}", f"--robot.cameras={json.dumps(cameras)}"]  # fmt: skip
-
-
-def tiny_stamo_vla(path: Path, action_std: float) -> Path:
-    """A tiny `compact` stamo_vla for the arm's two 64x64 cameras (resized to 32); NaN std -> NaN actions."""
-    from lerobot_stamo.policies.stamo_vla import (
-        StamoVLAConfig,
-        StamoVLAPolicy,
-        make_stamo_vla_pre_post_processors,
-    )
-
-    features = {k: PolicyFeature(FeatureType.VISUAL, (3, 64, 64)) for k in CAMERAS}
-    config = StamoVLAConfig(
-        device="cpu", push_to_hub=False, chunk_size=4, n_action_steps=2, dim_model=32, n_heads=4, n_layers=1,
-        dim_feedforward=64, tokenizer_max_length=32, world_model_target="none", resize_images=(32, 32),
-        input_features=features | {OBS_STATE: PolicyFeature(FeatureType.STATE, (6,))},
-        output_features={ACTION: PolicyFeature(FeatureType.ACTION, (6,))},
-    )  # fmt: skip
-    torch.manual_seed(0)
-    policy = StamoVLAPolicy(config)
-    stats = {
-        OBS_STATE: {"mean": torch.zeros(6), "std": torch.full((6,), 30.0)},
-        ACTION: {"mean": torch.zeros(6), "std": torch.full((6,), action_std)},
-    }
-    pre, post = make_stamo_vla_pre_post_processors(config, stats)
-    for part in (policy, pre, post):
-        part.save_pretrained(path)
-    return path
 
 
 @pytest.fixture

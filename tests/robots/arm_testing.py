@@ -1,0 +1,45 @@
+"""Helpers of the real-arm tests (a module with a unique name: every `conftest` shares one module name)."""
+
+from pathlib import Path
+
+import torch
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.utils.constants import ACTION, OBS_STATE
+from lerobot_camera_stamo_test import StamoTestCameraConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CAMERAS = ("observation.images.front", "observation.images.wrist")
+
+
+def fake_cameras(**overrides) -> dict[str, StamoTestCameraConfig]:
+    return {
+        "front": StamoTestCameraConfig(**overrides),
+        "wrist": StamoTestCameraConfig(colour=(40, 200, 60), **overrides),
+    }
+
+
+def tiny_stamo_vla(path: Path, action_std: float) -> Path:
+    """A tiny `compact` stamo_vla for the arm's two 64x64 cameras (resized to 32); NaN std -> NaN actions."""
+    from lerobot_stamo.policies.stamo_vla import (
+        StamoVLAConfig,
+        StamoVLAPolicy,
+        make_stamo_vla_pre_post_processors,
+    )
+
+    features = {k: PolicyFeature(FeatureType.VISUAL, (3, 64, 64)) for k in CAMERAS}
+    config = StamoVLAConfig(
+        device="cpu", push_to_hub=False, chunk_size=4, n_action_steps=2, dim_model=32, n_heads=4, n_layers=1,
+        dim_feedforward=64, tokenizer_max_length=32, world_model_target="none", resize_images=(32, 32),
+        input_features=features | {OBS_STATE: PolicyFeature(FeatureType.STATE, (6,))},
+        output_features={ACTION: PolicyFeature(FeatureType.ACTION, (6,))},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    policy = StamoVLAPolicy(config)
+    stats = {
+        OBS_STATE: {"mean": torch.zeros(6), "std": torch.full((6,), 30.0)},
+        ACTION: {"mean": torch.zeros(6), "std": torch.full((6,), action_std)},
+    }
+    pre, post = make_stamo_vla_pre_post_processors(config, stats)
+    for part in (policy, pre, post):
+        part.save_pretrained(path)
+    return path
