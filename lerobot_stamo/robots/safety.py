@@ -69,15 +69,12 @@ class StamoArmMixin:
     def connect(self, calibrate: bool = True) -> None:
         try:
             super().connect(calibrate)
-            if not self.bus.calibration:
-                raise ArmSafetyError(
-                    f"{self} has no calibration (looked in {self.calibration_fpath}): run "
-                    f"`lerobot-calibrate --robot.type={self.config.type} --robot.port={self.config.port} "
-                    f"--robot.id={self.id}` first."
-                )
-            self.joint_limits = calibrated_limits(self.bus)
             self._check_required_cameras()
-            self._last_positions = self._read_positions()
+            if (
+                self.bus.calibration
+            ):  # absent only under `connect(calibrate=False)`, as lerobot-calibrate does
+                self.joint_limits = calibrated_limits(self.bus)
+                self._last_positions = self._read_positions()
         except BaseException:
             self._close_after_failed_connect()
             raise
@@ -230,6 +227,11 @@ class StamoArmMixin:
 
     def _safe_goal(self, goal: dict[str, float]) -> dict[str, float]:
         """Calibrated joint range first, then at most `max_relative_target` away from the present position."""
+        if not self.joint_limits:
+            raise ArmSafetyError(
+                f"{self} has no calibration (looked in {self.calibration_fpath}): run `lerobot-calibrate "
+                f"--robot.type={self.config.type} --robot.port={self.config.port} --robot.id={self.id}` first."
+            )
         clipped = {}
         for motor, value in goal.items():
             low, high = self.joint_limits[motor]

@@ -196,3 +196,16 @@ def test_koch_in_degrees_and_leader_in_degrees(koch_emulator, calibration_dir, t
         leader.disconnect()
     finally:
         leader_emulator.close()
+
+
+def test_uncalibrated_arm_connects_for_lerobot_calibrate_but_refuses_motion(so_emulator, tmp_path):
+    robot = so_robot(so_emulator, tmp_path / "empty")  # no calibration file
+    robot.connect(calibrate=False)  # what lerobot-calibrate does before calibrate()
+    try:
+        with pytest.raises(
+            ArmSafetyError, match="has no calibration.*lerobot-calibrate --robot.type=stamo_so100"
+        ):
+            robot.send_action({"gripper.pos": 10.0})
+    finally:
+        robot.disconnect()
+    assert so_emulator.goal_writes == []
