@@ -34,6 +34,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from lerobot_stamo.errors import check_json_file
+
 from .images import prepare_images
 
 logger = logging.getLogger(__name__)
@@ -241,7 +243,7 @@ class StamoFeatureCache:
                 f"No stamo feature cache in {path} (`policy.feature_cache`): build it with "
                 "`python -m lerobot_stamo.policies.stamo.feature_cache ... --output <dir>`."
             )
-        info = json.loads((path / META_FILE).read_text())
+        info = check_json_file(path / META_FILE, "policy.feature_cache")
         expected = frozen_fingerprint(policy)
         diff = {k: (info.get(k), v) for k, v in expected.items() if info.get(k) != v}
         if diff:
