@@ -47,6 +47,11 @@ class StamoVLAConfig(PreTrainedConfig):
         future_horizon: k. None means the labelled dataset's horizon (`lerobot-stamo-label --horizon`), or 1
             when targets are computed online from `stamo_path`.
         lambda_action / lambda_future: Loss weights (equal in the paper).
+        lambda_latent: Weight of the latent-action loss on co-training datasets (`lerobot-stamo-cotrain`):
+            a latent-action head on the shared trunk predicts the StaMo latent motion of every frame, robot
+            and video alike, while the action loss is taken only on frames with a real action
+            (`observation.action_valid`). The head is built only for such datasets and never runs at
+            inference; 0 disables it.
         stamo_path: Folder or Hub id of a `stamo` checkpoint. Needed for `vision=stamo`, for targets of an
             unlabelled dataset (frames t and t+k are encoded in the preprocessor) and to decode
             `predict_future` into images.
@@ -104,6 +109,7 @@ class StamoVLAConfig(PreTrainedConfig):
     world_model_hidden_dim: int = 512
     lambda_action: float = 1.0
     lambda_future: float = 1.0
+    lambda_latent: float = 1.0
     stamo_path: str | None = None
     stamo_revision: str | None = None
     world_model_targets_from: str = "auto"
@@ -157,8 +163,11 @@ class StamoVLAConfig(PreTrainedConfig):
                 "`policy.vision=stamo` reads the states of a frozen stamo checkpoint: set "
                 "`--policy.stamo_path=<stamo checkpoint folder or Hub id>` (or use `--policy.vision=resnet18`)."
             )
-        if self.lambda_action < 0 or self.lambda_future < 0:
-            raise ValueError("`lambda_action` and `lambda_future` must be >= 0.")
+        if min(self.lambda_action, self.lambda_future, self.lambda_latent) < 0:
+            raise ValueError(
+                f"`lambda_action`, `lambda_future` and `lambda_latent` must be >= 0, got {self.lambda_action}, "
+                f"{self.lambda_future} and {self.lambda_latent}."
+            )
 
     # ------------------------------------------------------------------ LeRobot hooks
     def get_optimizer_preset(self) -> AdamWConfig:
@@ -204,6 +213,13 @@ class StamoVLAConfig(PreTrainedConfig):
         return None
 
     @property
+    def cotrain(self) -> bool:
+        """Trained on a co-training dataset: a per-frame mask says which frames carry a real action."""
+        from lerobot_stamo.transforms.cotrain import ACTION_VALID_KEY
+
+        return ACTION_VALID_KEY in self.target_features
+
+    @property
     def camera_keys(self) -> list[str]:
         return list(self.image_features)
 
@@ -230,11 +246,13 @@ class StamoVLAConfig(PreTrainedConfig):
                 f"{sorted(features)}). Train on a robot dataset; label video-only datasets with "
                 "`lerobot-stamo-label` and co-train instead."
             )
+        from lerobot_stamo.transforms.cotrain import ACTION_VALID_KEY
         from lerobot_stamo.transforms.labelling import MOTION_PREFIX, STATE_PREFIX, VALID_KEY
 
-        # StaMo columns are training targets, not observations a robot provides at inference: move them out
-        # of `input_features` (so neither the normaliser nor the inference checks expect them).
-        for key in [k for k in features if k.startswith((STATE_PREFIX, MOTION_PREFIX)) or k == VALID_KEY]:
+        # StaMo columns and the co-training mask are training targets, not observations a robot provides at
+        # inference: move them out of `input_features` (neither the normaliser nor the inference checks see them).
+        flags = (VALID_KEY, ACTION_VALID_KEY)
+        for key in [k for k in features if k.startswith((STATE_PREFIX, MOTION_PREFIX)) or k in flags]:
             self.target_features[key] = features.pop(key)
         for key, ft in features.items():
             if ft.type not in (FeatureType.VISUAL, FeatureType.STATE, FeatureType.ENV, FeatureType.LANGUAGE):

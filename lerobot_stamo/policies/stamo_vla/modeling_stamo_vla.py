@@ -4,12 +4,18 @@
         -> trunk (`CompactTrunk` | `VLMTrunk`)             -> query states (B, chunk_size, D)
         -> ActionHead (OFT-style MLP, L1 loss)              -> actions (B, chunk_size, action_dim)
         -> WorldModelHead (training only, pooled queries)   -> StaMo state s(t+k) or motion (B, target_dim)
+        -> latent-action head (co-training only)            -> StaMo latent motion (B, latent_dim)
 
 The trunk and its heads are separate modules: acting (`select_action`, `predict_action_chunk`) touches only the
 trunk and the action head, so the world-model head costs nothing at inference. Targets come from the StaMo
 columns of a dataset labelled by `lerobot-stamo-label`, or from the `stamo_pseudo_action` processor step
 (`world_model_targets_from=encoder`), and are normalised by `TargetNormalizer` (dataset stats when the
 columns have them, else running stats), both saved in the checkpoint.
+
+On a co-training dataset (`lerobot-stamo-cotrain`: robot episodes plus StaMo-labelled videos), the per-frame
+mask `observation.action_valid` restricts the action loss to frames with a real action, and a latent-action
+head learns the latent motion of every frame; on video frames the placeholder joint state is replaced by the
+real frames' mean (0 after normalisation). Inference runs neither head.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from lerobot_stamo.policies.pretrained import StrictLoadingMixin, render_model_card
+from lerobot_stamo.transforms.cotrain import ACTION_VALID_KEY
 from lerobot_stamo.transforms.labelling import STATE_PREFIX, VALID_KEY, load_labels, motion_key, state_key
 
 from .configuration_stamo_vla import StamoVLAConfig
@@ -42,6 +49,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def current_frame(x: Tensor, ndim: int) -> Tensor:
     """Frame t of a time stack: (B, T, *shape) -> (B, *shape) when `x` has one more dim than `ndim`."""
     return x[:, 0] if x.ndim == ndim + 1 else x
+
+
+def frame_flag(x: Tensor) -> Tensor:
+    """A per-frame flag column, (B,), (B, 1) or (B, T, 1) with frame t first, as a (B,) bool tensor."""
+    return x.reshape(x.shape[0], -1)[:, 0].bool()
 
 
 def sinusoidal_2d(h: int, w: int, dim: int, device: torch.device) -> Tensor:
@@ -240,7 +252,7 @@ class TargetNormalizer(nn.Module):
 class StamoVLA(nn.Module):
     """Trunk + action head (+ world-model head): the math of `stamo_vla`, on preprocessed tensors."""
 
-    def __init__(self, config: StamoVLAConfig, target_dim: int, stamo_encoder=None):
+    def __init__(self, config: StamoVLAConfig, target_dim: int, stamo_encoder=None, latent_dim: int = 0):
         super().__init__()
         self.config = config
         action_dim = config.action_feature.shape[0]
@@ -256,19 +268,27 @@ class StamoVLA(nn.Module):
             WorldModelHead(dim, config.world_model_hidden_dim, target_dim) if target_dim else None
         )
         self.target_norm = TargetNormalizer(target_dim) if target_dim else None
+        self.latent_head = (
+            WorldModelHead(dim, config.world_model_hidden_dim, latent_dim) if latent_dim else None
+        )
+        self.latent_norm = TargetNormalizer(latent_dim) if latent_dim else None
 
     def query_states(self, batch: dict[str, Tensor]) -> Tensor:
         """Runs the trunk on frame t of the batch: (B, chunk_size, D)."""
         images = [current_frame(batch[key], 4) for key in self.config.camera_keys]
         state = current_frame(batch[OBS_STATE], 2) if self.config.state_dim else None
+        if state is not None and ACTION_VALID_KEY in batch:
+            # Video frames of a co-training dataset carry a placeholder state: use the real frames' mean.
+            state = state * frame_flag(batch[ACTION_VALID_KEY]).to(state.dtype)[:, None]
         return self.trunk(images, state, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
 
-    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
-        """Normalised action chunk (B, chunk_size, action_dim) and the normalised future prediction."""
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Normalised action chunk (B, chunk_size, action_dim), future prediction and latent action."""
         queries = self.query_states(batch)
         actions = self.action_head(queries)
         future = self.future_head(queries) if self.future_head is not None else None
-        return actions, future
+        latent = self.latent_head(queries) if self.latent_head is not None else None
+        return actions, future, latent
 
 
 class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
@@ -311,12 +331,14 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
         if config.stamo_path and (dataset_meta is not None or needs_stamo):
             self._check_stamo_checkpoint()
         self.target_cameras = self._resolve_target_cameras()
+        self.latent_cameras = self._resolve_latent_cameras()
         if dataset_meta is not None:
             self._check_dataset(dataset_meta)
         target_dim = self._target_dim()
         encoder = self.stamo_policy() if config.vision == "stamo" and config.backbone == "compact" else None
-        self.model = StamoVLA(config, target_dim, encoder)
-        if target_dim and dataset_stats:
+        latent_dim = len(self.latent_cameras) * self._n_tokens(self.latent_cameras)
+        self.model = StamoVLA(config, target_dim, encoder, latent_dim)
+        if dataset_stats:
             self._init_target_stats(dataset_stats)
         self.reset()
 
@@ -387,9 +409,30 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
             )
         return cameras
 
+    def _resolve_latent_cameras(self) -> list[str]:
+        """Cameras whose latent motion the latent-action head predicts (co-training datasets only)."""
+        c = self.config
+        if not c.cotrain or c.lambda_latent == 0:
+            return []
+        cameras = [k for k in c.camera_keys if motion_key(k) in c.target_features]
+        if not cameras:
+            raise ValueError(
+                "The dataset has a co-training mask (`observation.action_valid`) but no StaMo motion columns for "
+                "the latent-action head. Build it with `lerobot-stamo-cotrain` from labelled datasets, or set "
+                "`--policy.lambda_latent=0`."
+            )
+        return cameras
+
     def _target_shape(self) -> tuple[int, int]:
         shape = self.config.target_features[state_key(self.target_cameras[0])].shape
         return int(shape[-2]), int(shape[-1])
+
+    def _n_tokens(self, cameras: list[str]) -> int:
+        """Values of one camera's StaMo motion (num_tokens * token_dim)."""
+        if not cameras:
+            return 0
+        shape = self.config.target_features[motion_key(cameras[0])].shape
+        return int(shape[-2]) * int(shape[-1])
 
     def _target_dim(self) -> int:
         if not self.target_cameras:
@@ -444,15 +487,18 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
             )
 
     def _init_target_stats(self, stats: dict[str, dict[str, Any]]) -> None:
-        """Initialises the target normaliser from the StaMo columns' dataset stats, when present."""
+        """Initialises the target (and latent-action) normalisers from the StaMo columns' dataset stats."""
         column = state_key if self.config.world_model_target == "state" else motion_key
-        keys = [column(k) for k in self.target_cameras]
-        if not all(k in stats and "mean" in stats[k] and "std" in stats[k] for k in keys):
-            return
-        mean = torch.cat([torch.as_tensor(stats[k]["mean"], dtype=torch.float32).flatten() for k in keys])
-        std = torch.cat([torch.as_tensor(stats[k]["std"], dtype=torch.float32).flatten() for k in keys])
-        if mean.numel() == self.model.target_norm.mean.numel():
-            self.model.target_norm.set_stats(mean, std)
+        for norm, keys in (
+            (self.model.target_norm, [column(k) for k in self.target_cameras]),
+            (self.model.latent_norm, [motion_key(k) for k in self.latent_cameras]),
+        ):
+            if norm is None or not all(k in stats and "mean" in stats[k] and "std" in stats[k] for k in keys):
+                continue
+            mean = torch.cat([torch.as_tensor(stats[k]["mean"], dtype=torch.float32).flatten() for k in keys])
+            std = torch.cat([torch.as_tensor(stats[k]["std"], dtype=torch.float32).flatten() for k in keys])
+            if mean.numel() == norm.mean.numel():
+                norm.set_stats(mean, std)
 
     # ------------------------------------------------------------------ LeRobot interface
     def get_optim_params(self) -> list[dict]:
@@ -524,37 +570,48 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
             self._queue.extend(chunk.transpose(0, 1))  # n_action_steps x (B, action_dim)
         return self._queue.popleft()
 
-    def _targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Raw world-model targets (B, target_dim) and their validity (B,) from the StaMo columns."""
+    def _targets(
+        self, batch: dict[str, Tensor], cameras: list[str] | None = None, kind: str | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Raw StaMo targets (B, dim) of `cameras` (`kind`: state or motion) and their validity (B,).
+
+        Defaults: the world-model head's cameras and target.
+        """
+        cameras = self.target_cameras if cameras is None else cameras
+        kind = kind or self.config.world_model_target
         parts = []
-        for key in self.target_cameras:
+        for key in cameras:
             if motion_key(key) not in batch:
                 raise KeyError(
                     f"The batch has no StaMo motion {motion_key(key)!r} for camera {key!r}: label the dataset "
                     "with `lerobot-stamo-label`, or set `--policy.stamo_path`."
                 )
             motion = current_frame(batch[motion_key(key)], 3).float()  # (B, N, D)
-            if self.config.world_model_target == "state":
+            if kind == "state":
                 motion = current_frame(batch[state_key(key)], 3).float() + motion  # s(t+k) = s(t) + m
             parts.append(motion.flatten(1))
         target = torch.cat(parts, dim=1)
         valid = batch.get(VALID_KEY)
         if valid is None:
             valid = torch.ones(target.shape[0], dtype=torch.bool, device=target.device)
-        valid = valid.reshape(valid.shape[0], -1)[:, 0].bool()  # (B,) or (B, 1) -> (B,)
-        return target, valid
+        return target, frame_flag(valid)
 
     def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
         """`lambda_action * L1(actions) + lambda_future * (MSE + L1)(StaMo target)`, each term logged.
 
+        On a co-training dataset the action L1 is averaged over the frames with a real action only (a batch of
+        video frames adds no action loss), and `lambda_latent * (MSE + L1)(latent motion)` is added over every
+        frame whose motion is defined. Each term is a mean over its own valid frames; `reduction="none"`
+        spreads them over the batch so that the per-sample losses average to the same scalar.
+
         Args:
             batch: A preprocessed training batch (frames, state, instruction tokens, action chunk, and the
-                StaMo columns when the world-model head is on).
+                StaMo columns when the world-model or latent-action head is on).
             reduction: "mean" (scalar loss) or "none" (per-sample loss (B,)).
         """
         c = self.config
         self._check_batch(batch, training=True)
-        actions, future = self.model(batch)  # (B, chunk, A), (B, T) | None
+        actions, future, latent = self.model(batch)  # (B, chunk, A), (B, T) | None, (B, L) | None
         pad = batch.get(f"{ACTION}_is_pad")
         valid_steps = (
             ~pad
@@ -563,29 +620,48 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
         )
         l1 = (actions - batch[ACTION]).abs().mean(-1) * valid_steps  # (B, chunk)
         action_per_sample = l1.sum(1) / valid_steps.sum(1).clamp_min(1)
-        per_sample = c.lambda_action * action_per_sample
-        info: dict[str, float] = {"action_loss": action_per_sample.mean().item()}
-        if future is not None:
-            raw, valid = self._targets(batch)
-            norm = self.model.target_norm
+        real = batch.get(ACTION_VALID_KEY)
+        real = frame_flag(real) if real is not None else torch.ones_like(action_per_sample, dtype=torch.bool)
+        action_term, action_loss = self._masked(action_per_sample, real)
+        per_sample = c.lambda_action * action_term
+        info: dict[str, float] = {"action_loss": action_loss, "real_frames": float(real.sum())}
+        for name, pred, norm, cameras, kind, weight in (
+            (
+                "future",
+                future,
+                self.model.target_norm,
+                self.target_cameras,
+                c.world_model_target,
+                c.lambda_future,
+            ),
+            ("latent", latent, self.model.latent_norm, self.latent_cameras, "motion", c.lambda_latent),
+        ):
+            if pred is None:
+                continue
+            raw, valid = self._targets(batch, cameras, kind)
             if self.training:
                 norm.update(raw[valid])
-            err = future - norm.normalize(raw)
+            err = pred - norm.normalize(raw)
             mse, mae = err.square().mean(-1), err.abs().mean(-1)  # (B,)
-            w = valid.float()
-            future_per_sample = (mse + mae) * w
-            per_sample = per_sample + c.lambda_future * future_per_sample
-            n_valid = w.sum().clamp_min(1)
+            term, value = self._masked(mse + mae, valid)
+            per_sample = per_sample + weight * term
             info |= {
-                "future_loss": (future_per_sample.sum() / n_valid).item(),
-                "future_mse": ((mse * w).sum() / n_valid).item(),
-                "future_l1": ((mae * w).sum() / n_valid).item(),
+                f"{name}_loss": value,
+                f"{name}_mse": self._masked(mse, valid)[1],
+                f"{name}_l1": self._masked(mae, valid)[1],
             }
         loss = per_sample.mean()
         info["loss"] = loss.item()
         if reduction == "none":
             return per_sample, info
         return loss, info
+
+    @staticmethod
+    def _masked(per_sample: Tensor, mask: Tensor) -> tuple[Tensor, float]:
+        """Per-sample terms whose batch mean is the mean over `mask`ed samples (0 without any), and that mean."""
+        scale = mask.numel() / mask.sum().clamp_min(1)
+        term = torch.where(mask, per_sample, torch.zeros_like(per_sample)) * scale
+        return term, float(term.mean())
 
     # ------------------------------------------------------------------ world model at inference
     @torch.no_grad()
