@@ -1,4 +1,4 @@
-"""Benchmarks of the `stamo` policy on this machine's CPU.
+"""Benchmarks of the `stamo` policy on this machine's CPU (or, for encode/decode, a GPU).
 
 Measures encode throughput (batch 1 and 32), decode time per image (50 Euler steps), train-step time with
 and without the frozen-feature cache (same seeds, so the two loss curves can be compared), peak memory,
@@ -16,6 +16,13 @@ not depend on the weight values. The folders (~6 GB) go to a temporary directory
 
     .venv/bin/python benchmarks/bench_stamo.py --preset configs/stamo_small.json --random_weights \
         --batch_size 2 --steps 4 --rounds 2 --threads 2 --num_frames 8 --encode_repeats 1 --decode_repeats 1
+
+On a GPU, `--device cuda --dtype bfloat16` (add `--compile` for torch.compile with CUDA graphs) times the
+inference path only (`encode` at batches 1 and 32, `decode` with 50 Euler steps) and writes
+`bench_<preset>_<device>_<dtype>[_compiled].json` / `.md`; training speed on a GPU is `lerobot-train`'s own log::
+
+    .venv/bin/python benchmarks/bench_stamo.py --preset configs/stamo_paper.json --random_weights \
+        --device cuda --dtype bfloat16 --compile --encode_repeats 20 --decode_repeats 3
 """
 
 import argparse
@@ -118,12 +125,19 @@ def write_random_pretrained(root: str | Path, seed: int = 0) -> dict[str, str]:
     return {"backbone": str(backbone_dir), "decoder_path": str(decoder_dir)}
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timeit(fn, repeats: int, warmup: bool = True) -> float:
     if warmup:
         fn()
+    _sync()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    _sync()
     return (time.perf_counter() - start) / repeats
 
 
@@ -228,6 +242,31 @@ def lerobot_train_cli(tmp: Path, parts: dict[str, str], steps: int, rounds: int)
     }
 
 
+def write_inference_results(results: dict, args: argparse.Namespace, name: str) -> None:
+    """Writes the encode/decode figures of an `--inference_only` (or GPU) run."""
+    if args.device.startswith("cuda"):
+        results["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(args.device) / 2**30
+    stem = f"bench_{name}_{args.device.replace(':', '')}_{args.dtype}" + ("_compiled" if args.compile else "")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    md = [
+        f"# stamo inference benchmark: `{args.preset}` on {results['device_name']} ({args.device}, {args.dtype}"
+        f"{', torch.compile' if args.compile else ''}, torch {torch.__version__})",
+        "",
+        *([f"**Weights: {RANDOM_WEIGHTS_NOTE}.**", ""] if "weights" in results else []),
+        "| measure | value |",
+        "|---|---|",
+        f"| encode, batch 1 (frames/s; ms/frame) | {results['encode_frames_per_s_batch1']:.1f}; "
+        f"{1000 / results['encode_frames_per_s_batch1']:.2f} |",
+        f"| encode, batch 32 (frames/s) | {results['encode_frames_per_s_batch32']:.1f} |",
+        f"| decode, 50 steps, batch 1 (s/image) | {results['decode_s_per_image_50_steps']:.3f} |",
+    ]
+    if "peak_gpu_memory_gib" in results:
+        md.append(f"| peak GPU memory (GiB) | {results['peak_gpu_memory_gib']:.1f} |")
+    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -254,7 +293,18 @@ def main() -> None:
     parser.add_argument(
         "--no_decode_warmup", action="store_true", help="Time the first 50-step decode (no warm-up run)."
     )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:1, mps, ... (not cpu: inference only)."
+    )
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--compile", action="store_true", help="`--policy.compile=true` (torch.compile).")
+    parser.add_argument(
+        "--inference_only", action="store_true", help="Time encode and decode only (implied off the CPU)."
+    )
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device={args.device}, but torch sees no CUDA GPU here: use --device=cpu.")
+    inference_only = args.inference_only or args.device != "cpu"
     torch.set_num_threads(args.threads)
 
     preset = json.loads(Path(args.preset).read_text())["policy"]
@@ -272,10 +322,18 @@ def main() -> None:
     size = preset.get("image_size", 224)
     features = {cam: PolicyFeature(FeatureType.VISUAL, (3, size, size)) for cam in CAMERAS}
     # A cache needs frozen parts: the benchmark trains the compressor + DiT in both runs.
-    config = StamoConfig(device="cpu", input_features=features, **(preset | {"train_backbone": False}))
+    overrides = {"train_backbone": False, "device": args.device, "dtype": args.dtype, "compile": args.compile}
+    config = StamoConfig(input_features=features, **(preset | overrides))
     torch.manual_seed(0)
-    policy = StamoPolicy(config).eval()
+    policy = StamoPolicy(config).to(args.device).eval()
+    device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     results: dict = {"preset": args.preset, "threads": args.threads, "torch": torch.__version__}
+    results |= {
+        "device": args.device,
+        "device_name": device_name,
+        "dtype": args.dtype,
+        "compile": args.compile,
+    }
     if args.random_weights and name != "stamo_tiny":
         results["weights"] = RANDOM_WEIGHTS_NOTE
     results |= {
@@ -296,7 +354,11 @@ def main() -> None:
     results["decode_s_per_image_50_steps"] = timeit(
         lambda: policy.decode(states, 50), args.decode_repeats, warmup=not args.no_decode_warmup
     )
-    print(f"decode: {results['decode_s_per_image_50_steps']:.1f} s/image", flush=True)
+    print(f"decode: {results['decode_s_per_image_50_steps']:.3f} s/image", flush=True)
+    if inference_only:
+        write_inference_results(results, args, name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
 
     data = FramesDataset(args.num_frames, size)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=False)

@@ -348,7 +348,9 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
             twin = copy.deepcopy(self.model, memo)
             for module in (twin.backbone, twin.compressor, twin.decoder.transformer, twin.decoder.state_proj,
                            twin.decoder.pooled_proj):  # fmt: skip
-                module.requires_grad_(False).to(_DTYPES[c.dtype])
+                # nn.Module.to: diffusers' own `to` warns about casting a loaded model (nothing here is
+                # kept in float32 by diffusers' rules, and the trained float32 weights stay in self.model).
+                nn.Module.to(module.requires_grad_(False), _DTYPES[c.dtype])
             twin.eval()
             if c.compile:
                 self._compile(twin)
