@@ -139,7 +139,7 @@ class StamoAutoencoder(nn.Module):
             if compute_dtype != torch.float32:
                 self.backbone.to(compute_dtype)
         if compute_dtype != torch.float32:
-            self.decoder.vae.to(compute_dtype)
+            nn.Module.to(self.decoder.vae, compute_dtype)  # without diffusers' cast warning
         self._freeze_modes()
 
     def _freeze_modes(self) -> None:
