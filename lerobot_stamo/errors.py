@@ -41,10 +41,6 @@ class StamoError(Exception):
     """A user error: the input is wrong and the message says what to do (not a bug of this plug-in)."""
 
 
-class StamoConfigError(StamoError, ValueError):
-    """A configuration value is invalid (a `ValueError`, as LeRobot's configs raise)."""
-
-
 class ConfigArgumentError(StamoError):
     """A config refused the arguments draccus decoded (deliberately not a `ValueError`, see
     `explain_config_errors`)."""
@@ -282,8 +278,10 @@ def check_checkpoint(path: str | Path | None, flag: str = "--policy.path") -> No
     if not folder.is_dir():
         raise StamoInputError(f"{flag}={path} is a file: pass the checkpoint folder that holds config.json.")
     if not (folder / "config.json").is_file():
-        nested = sorted(p.parent for p in folder.glob("**/pretrained_model/config.json"))
-        hint = f" Did you mean {nested[-1]}?" if nested else ""
+        # A training run's output folder, or its checkpoints folder (no recursive search: it may be huge).
+        layouts = ("pretrained_model", "last/pretrained_model", "checkpoints/last/pretrained_model")
+        nested = [folder / layout for layout in layouts if (folder / layout / "config.json").is_file()]
+        hint = f" Did you mean {nested[0]}?" if nested else ""
         raise StamoInputError(
             f"{flag}={path} has no config.json, so it is not a checkpoint folder.{hint} Pass the "
             "`pretrained_model` folder of a training run."
