@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from arm_testing import CAMERAS, tiny_stamo_vla
+from arm_testing import CAMERAS, fake_cameras, tiny_stamo_vla
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.constants import ACTION, OBS_STATE
@@ -147,3 +147,46 @@ def test_record_with_so101_leader_then_label(arm, calibration_dir, plugin_path, 
     )
     labelled = LeRobotDataset("local/so_real_stamo", root=out)
     assert state_key(CAMERAS[0]) in labelled.meta.features
+
+
+def test_record_koch_with_stamo_koch_leader(calibration_dir, tmp_path):
+    """LeRobot's `record()` (what `lerobot-record` runs) on the emulated Koch pair, in-process: degrees on both
+    sides, so the follower follows the leader instead of taking -100..100 as degrees."""
+    from lerobot.configs.dataset import DatasetRecordConfig
+    from lerobot.scripts.lerobot_record import RecordConfig, record
+    from servo_emulators import KOCH_LEADER_MODELS, KOCH_MODELS, DynamixelEmulator
+
+    from lerobot_stamo.robots import StamoKochConfig, StamoKochLeaderConfig
+
+    follower = DynamixelEmulator.with_calibration(so_calibration(), KOCH_MODELS)
+    leader = DynamixelEmulator.with_calibration(so_calibration(), KOCH_LEADER_MODELS)
+    leader.motion = sine_motion(so_calibration(), amplitude=40)  # about +-3.5 degrees
+    write_calibration(so_calibration(), calibration_dir, "leader")
+    root = tmp_path / "koch_real"
+    try:
+        record(
+            RecordConfig(
+                robot=StamoKochConfig(
+                    port=follower.port, id="arm", calibration_dir=calibration_dir, cameras=fake_cameras()
+                ),
+                teleop=StamoKochLeaderConfig(port=leader.port, id="leader", calibration_dir=calibration_dir),
+                dataset=DatasetRecordConfig(
+                    repo_id="local/koch_real",
+                    root=root,
+                    single_task=TASK,
+                    num_episodes=1,
+                    episode_time_s=1,
+                    reset_time_s=0,
+                    video=False,
+                    push_to_hub=False,
+                ),  # fmt: skip
+                play_sounds=False,
+            )
+        )
+    finally:
+        follower.close()
+        leader.close()
+    assert not any(follower.torque(i) for i in follower.registers)
+    dataset = assert_recorded_what_was_sent(root)
+    actions = torch.stack([dataset.hf_dataset[i][ACTION] for i in range(len(dataset.hf_dataset))])
+    assert actions[:, :5].abs().max() < 5.0  # degrees around the middle, not percentages
