@@ -11,7 +11,11 @@ Measured in one run on the same frames (this machine is shared and noisy):
 4. wall time of 2 processes (`accelerate launch --multi_gpu --num_processes 2`, one torch thread each) vs
    1 process, with torch's default threads and with one thread (goal >= 1.7x).
 
-Writes benchmarks/results/label_<preset>.json.
+`--device cuda --dtype bfloat16` (and `--compile`) run the encoder and the labeller there in that dtype (the
+checkpoint is re-saved with those settings in a temporary folder); off the CPU, part 4 (CPU process scaling)
+is skipped.
+
+Writes benchmarks/results/label_<name>.json.
 """
 
 import argparse
@@ -114,6 +118,7 @@ def label_cmd(ckpt: Path, root: Path, out: Path, args) -> list[str]:
         f"--output_dir={out}",
         f"--batch_size={args.batch_size}",
         f"--num_workers={args.workers}",
+        f"--policy.device={args.device}",
     ]
 
 
@@ -155,7 +160,15 @@ def main():
         help="without --policy_path: the tiny preset, or the paper's encoder sizes with random weights",
     )
     parser.add_argument("--name", default="tiny")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:1, ... (not cpu: no process scaling)."
+    )
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                        help="compute dtype (default: the checkpoint's)")  # fmt: skip
+    parser.add_argument("--compile", action="store_true", help="`policy.compile=true` (torch.compile).")
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device={args.device}, but torch sees no CUDA GPU here: use --device=cpu.")
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -175,9 +188,11 @@ def main():
         ckpt = Path(args.policy_path)
     else:
         ckpt = (base_checkpoint if args.encoder == "base" else tiny_checkpoint)(tmp, args.size)
+    if args.dtype or args.compile or args.device != "cpu":
+        ckpt = with_settings(ckpt, tmp / "ckpt_settings", args)
     data1 = record(tmp / "x1", args.episodes, args.size)
     data4 = record(tmp / "x4", 4 * args.episodes, args.size, seed=1000)
-    policy = StamoPolicy.from_pretrained(ckpt).eval()
+    policy = StamoPolicy.from_pretrained(ckpt).to(args.device).eval()
     ds = LeRobotDataset("bench/video", root=data1)
     episodes = list(range(ds.meta.total_episodes))
     frames_total = ds.meta.total_frames
@@ -190,6 +205,7 @@ def main():
         t = time.perf_counter()
         for x in decoded:
             policy.encode(x)
+        sync()
         enc.append(frames_total / (time.perf_counter() - t))
         work = tmp / f"work{r}"
         t = time.perf_counter()
@@ -198,7 +214,7 @@ def main():
     t = time.perf_counter()
     label_dataset(
         LabelConfig(
-            policy=LabelPolicyArgs(path=str(ckpt)),
+            policy=LabelPolicyArgs(path=str(ckpt), device=args.device),
             dataset=LabelDatasetArgs(repo_id="bench/video", root=str(data1)),
             output_dir=str(tmp / "full"),
             batch_size=args.batch_size,
@@ -209,6 +225,78 @@ def main():
 
     wall1, rss1 = peak_rss_mb(label_cmd(ckpt, data1, tmp / "m1", args)[2:])
     wall4, rss4 = peak_rss_mb(label_cmd(ckpt, data4, tmp / "m4", args)[2:])
+    if args.device == "cpu":
+        processes = process_scaling(ckpt, data4, tmp, args, wall4)
+    else:
+        processes = {"note": f"skipped: --device={args.device} (a CPU process-scaling measurement)"}
+
+    med = sorted(enc)[len(enc) // 2], sorted(lab)[len(lab) // 2]
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "device": args.device,
+            "device_name": torch.cuda.get_device_name(args.device)
+            if args.device.startswith("cuda")
+            else "CPU",
+        },
+        "setup": {
+            "checkpoint": str(args.policy_path or f"{args.encoder} encoder, random weights"),
+            "dtype": policy.config.dtype,
+            "compile": policy.config.compile,
+            "image_size": args.size,
+            "cameras": len(CAMERAS),
+            "episodes": args.episodes,
+            "frames": frames_total,
+            "batch_size": args.batch_size,
+            "workers": args.workers,
+            "repeats": args.repeats,
+        },
+        "encoder_frames_per_s": {"median": med[0], "all": enc},
+        "labelling_loop_frames_per_s": {"median": med[1], "all": lab},
+        "ratio_labelling_over_encoder": med[1] / med[0],
+        "ratio_goal": 0.9,
+        "label_dataset_wall_s": full_wall,
+        "peak_rss_mb": {
+            "1x": rss1,
+            "4x": rss4,
+            "ratio_4x_over_1x": rss4 / rss1,
+            "frames_1x": frames_total,
+            "frames_4x": LeRobotDataset("bench/video", root=data4).meta.total_frames,
+        },
+        "process_wall_s": processes,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"label_{args.name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+
+
+def sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def with_settings(ckpt: Path, out: Path, args) -> Path:
+    """Re-saves a stamo checkpoint with `--device`/`--dtype`/`--compile` (self-contained: weights and parts)."""
+    from lerobot.configs import PreTrainedConfig
+
+    from lerobot_stamo.policies.stamo import StamoPolicy
+
+    config = PreTrainedConfig.from_pretrained(ckpt)
+    config.device = args.device
+    config.compile = args.compile
+    if args.dtype:
+        config.dtype = args.dtype
+    StamoPolicy.from_pretrained(ckpt, config=config).save_pretrained(out)
+    return out
+
+
+def process_scaling(ckpt: Path, data4: Path, tmp: Path, args, wall4: float) -> dict:
+    """Wall time of 2 labelling processes vs 1 (default threads, and one thread) on the 4x dataset."""
     # The same command with one torch thread: what each of the 2 processes below gets (`accelerate launch`
     # sets OMP_NUM_THREADS=1 per process unless given --num_cpu_threads_per_process).
     wall4_1thread, _ = peak_rss_mb(label_cmd(ckpt, data4, tmp / "m4_1thread", args)[2:], threads=1)
@@ -236,55 +324,18 @@ def main():
     wall_2proc = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-
-    med = sorted(enc)[len(enc) // 2], sorted(lab)[len(lab) // 2]
-    result = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
-        "setup": {
-            "checkpoint": str(args.policy_path or f"{args.encoder} encoder, random weights"),
-            "image_size": args.size,
-            "cameras": len(CAMERAS),
-            "episodes": args.episodes,
-            "frames": frames_total,
-            "batch_size": args.batch_size,
-            "workers": args.workers,
-            "repeats": args.repeats,
-        },
-        "encoder_frames_per_s": {"median": med[0], "all": enc},
-        "labelling_loop_frames_per_s": {"median": med[1], "all": lab},
-        "ratio_labelling_over_encoder": med[1] / med[0],
-        "ratio_goal": 0.9,
-        "label_dataset_wall_s": full_wall,
-        "peak_rss_mb": {
-            "1x": rss1,
-            "4x": rss4,
-            "ratio_4x_over_1x": rss4 / rss1,
-            "frames_1x": frames_total,
-            "frames_4x": LeRobotDataset("bench/video", root=data4).meta.total_frames,
-        },
-        "process_wall_s": {
-            "1_process_4x": wall4,
-            "1_process_1_thread_4x": wall4_1thread,
-            "2_processes_4x": wall_2proc,
-            "speedup": wall4 / wall_2proc,
-            "speedup_over_1_thread": wall4_1thread / wall_2proc,
-            "note": (
-                "whole command incl. interpreter start and merge; goal >= 1.7. `speedup`: against one process "
-                "with torch's default threads (all cores); `speedup_over_1_thread`: against one process with "
-                "the single thread each of the 2 processes gets"
-            ),
-        },
+    return {
+        "1_process_4x": wall4,
+        "1_process_1_thread_4x": wall4_1thread,
+        "2_processes_4x": wall_2proc,
+        "speedup": wall4 / wall_2proc,
+        "speedup_over_1_thread": wall4_1thread / wall_2proc,
+        "note": (
+            "whole command incl. interpreter start and merge; goal >= 1.7. `speedup`: against one process "
+            "with torch's default threads (all cores); `speedup_over_1_thread`: against one process with "
+            "the single thread each of the 2 processes gets"
+        ),
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"label_{args.name}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
