@@ -176,6 +176,8 @@ CASES = [
          "`policy.world_model_target` must be one of ('state', 'motion', 'none')", "unknown world-model target"),
     Case("train-vla-negative-loss-weight", "lerobot-train", TRAIN + " --policy.type=stamo_vla --policy.lambda_action=-1",
          "must be >= 0, got -1.0", "negative loss weight"),
+    Case("train-checkpoint-override", "lerobot-train", TRAIN + " --policy.path={ckpt} --policy.dtype=float64",
+         "`dtype` must be 'float32', 'bfloat16' or 'float16', got 'float64'", "override of a checkpoint's config"),
     Case("train-missing-checkpoint", "lerobot-train", TRAIN + " --policy.path={tmp}/nope",
          "--policy.path={tmp}/nope: no such folder", "checkpoint folder does not exist (LeRobot's loading)"),
     Case("train-broken-config-json", "lerobot-train", TRAIN + " --policy.path={badjson}",
