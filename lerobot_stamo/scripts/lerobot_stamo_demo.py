@@ -413,7 +413,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Path]:
 
 
 def main(args: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # force: an import may already have configured the root logger (at WARNING), hiding these lines
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     run_demo(draccus.parse(DemoConfig, args=args))
 
 

@@ -300,7 +300,6 @@ def record(cfg: SimRecordConfig) -> Path:
         shutil.rmtree(root)
     tmp_root.rename(root)
     rate = successes / attempts
-    logger.info("Expert success rate: %d/%d (%.0f%%)", successes, attempts, 100 * rate)
     print(f"Recorded {recorded} episodes to {root}; expert success rate {successes}/{attempts} ({rate:.0%}).")
 
     if cfg.push_to_hub:
@@ -309,7 +308,8 @@ def record(cfg: SimRecordConfig) -> Path:
 
 
 def main(args: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # force: an import may already have configured the root logger (at WARNING), hiding these lines
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     record(draccus.parse(SimRecordConfig, args=args))
 
 
