@@ -250,8 +250,9 @@ def test_killed_midway_leaves_nothing_and_reruns(labelled_sim, labelled_video, t
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = tmp_path / ".killed.cotrain-tmp"
     deadline = time.time() + 120
-    while not (work / "robot").exists() and proc.poll() is None and time.time() < deadline:
+    while not (work / "dataset" / "meta").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be interrupted"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
