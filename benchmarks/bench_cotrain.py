@@ -170,6 +170,7 @@ def main():
         "real_episodes": args.real_episodes, "video_episodes": args.video_episodes,
         "cotrain_frames": {"real": cotrain_meta["robot"]["frames"], "video": cotrain_meta["video"]["frames"]},
         "eval_seeds_from": 1000, "results": results,
+        "real50_from": str(args.real50_from) if args.real50_from else None,
         "paper_libero": {"real10": 62.9, "cotrain_stamo": 84.6, "real50": 86.2},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "threads_per_training": 1},
@@ -185,7 +186,15 @@ def main():
     (RESULTS / "cotrain_success.md").write_text(
         f"PickCube at {args.image_size} px, compact `stamo_vla` (world model on the StaMo state, k={args.horizon}), "
         f"{args.steps} steps of batch {args.batch_size} each, {args.eval_episodes} evaluation episodes (seeds from "
-        "1000). Paper (LIBERO): 62.9 / 84.6 / 86.2.\n\n| training data | success |\n|---|---|\n" + rows + "\n"
+        "1000). Paper (LIBERO): 62.9 / 84.6 / 86.2.\n\n| training data | success |\n|---|---|\n"
+        + rows
+        + "\n"
+        + (
+            f"\nThe {args.episodes}-real arm reuses an earlier training with the same flags and seed "
+            f"({args.real50_from}, e.g. `bench_vla_success.py`'s stamo_vla run), evaluated at the same step.\n"
+            if args.real50_from
+            else ""
+        )
     )
     print(f"Saved {RESULTS / 'cotrain_success.json'}")
 

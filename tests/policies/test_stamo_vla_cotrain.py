@@ -318,7 +318,7 @@ def test_lerobot_train_and_eval_on_the_cotrain_dataset(cotrain, tmp_path):
     args = train_args("local/so101_cotrain", out_dir, out, 3, "--policy.lambda_latent=0.5")
     args[1] = "--config_path=configs/stamo_vla_cotrain_sim.json"
     proc = run_cli(args)
-    assert "latent_loss" in proc.stdout + proc.stderr or "latent" in (proc.stdout + proc.stderr)
+    assert "latent_loss:" in proc.stdout + proc.stderr and "real_frames:" in proc.stdout + proc.stderr
     pretrained = out / "checkpoints" / "last" / "pretrained_model"
     config = json.loads((pretrained / "config.json").read_text())
     assert config["lambda_latent"] == 0.5 and ACTION_VALID_KEY not in config["input_features"]
