@@ -353,6 +353,12 @@ def test_online_missing_dataset_is_left_to_lerobot(tmp_path, monkeypatch):
         errors.check_dataset("user/name", tmp_path)
 
 
+def code(text: str) -> str:
+    """A markdown code span that may itself hold backticks, inside a table cell."""
+    text = text.replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def render_doc() -> str:
     """docs/errors.md, from `CASES`, `SUBPROCESS` and `ELSEWHERE`."""
     test = "tests/test_errors_catalogue.py"
@@ -372,8 +378,7 @@ def render_doc() -> str:
     ]
     for c in CASES:
         where = f"`{c.id}`" + (" (+ console)" if c.id in SUBPROCESS else "")
-        args = c.args.replace("|", "\\|")
-        lines.append(f"| {where} | `{c.script} {args}` | {c.problem} | `{c.says}` |")
+        lines.append(f"| {where} | {code(f'{c.script} {c.args}')} | {c.problem} | {code(c.says)} |")
     lines += [
         "",
         "## Covered in other test files",
