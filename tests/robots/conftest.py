@@ -18,9 +18,15 @@ from servo_emulators import (  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _fast_thread_switching():
-    """The SDKs busy-poll the port for ~34 ms per packet; with Python's default 5 ms GIL switch interval the
-    emulator thread in the same process may not get enough turns to answer in time on a loaded machine."""
+def _emulator_gets_its_turn(monkeypatch):
+    """The SDKs busy-poll the port for ~34 ms per packet; with Python's default 5 ms GIL switch interval and
+    LeRobot's writer threads, an emulator thread in the same process may not answer in time on a loaded
+    machine. Faster switching, and 100 ms instead of 16 ms of USB latency allowance in the SDKs' timeouts."""
+    import dynamixel_sdk.port_handler
+    import scservo_sdk.port_handler
+
+    monkeypatch.setattr(dynamixel_sdk.port_handler, "LATENCY_TIMER", 100)
+    monkeypatch.setattr(scservo_sdk.port_handler, "LATENCY_TIMER", 100)
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
     yield
