@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -129,20 +130,30 @@ def test_build_frames_mask_stats_and_metadata(cotrain, labelled_sim, labelled_vi
     assert tree_digest(robot_root) == digests["robot"] and tree_digest(labelled_video) == digests["video"]
 
 
-def test_per_task_choice(labelled_sim, labelled_video, tmp_path):
+def test_per_task_choice_and_push_to_hub(labelled_sim, labelled_video, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
     _, robot = labelled_sim
     out = tmp_path / "c"
-    build_cotrain_dataset(
-        CotrainConfig(
-            robot_root=str(robot),
-            video_root=str(labelled_video),
-            output_dir=str(out),
-            real_per_task=1,
-            video_per_task=1,
+    with mock.patch.object(LeRobotDataset, "push_to_hub") as push:
+        build_cotrain_dataset(
+            CotrainConfig(
+                robot_root=str(robot),
+                video_root=str(labelled_video),
+                output_dir=str(out),
+                real_per_task=1,
+                video_per_task=1,
+                repo_id="user/so101_cotrain",
+                push_to_hub=True,
+                private=True,
+            )  # fmt: skip
         )
-    )
+    push.assert_called_once_with(private=True)
     meta = json.loads((out / COTRAIN_FILE).read_text())
     assert meta["robot"]["episodes"] == [0] and meta["video"]["episodes"] == [0]
+    assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 2
+    with pytest.raises(ValueError, match="--repo_id"):
+        CotrainConfig(push_to_hub=True)
 
 
 def _tampered(src: Path, dst: Path, labels: dict | None = None, info=None) -> Path:
@@ -169,6 +180,7 @@ def _resize_front(info: dict) -> None:
         ("checkpoint", "different stamo checkpoints"),
         ("horizon", "same `lerobot-stamo-label --horizon`"),
         ("image_size", "same resolution"),
+        ("cameras", "labelled cameras differ"),
         ("inside_source", "overlaps the source dataset"),
         ("missing", "is not a LeRobotDataset"),
     ],
@@ -182,6 +194,8 @@ def test_refusals(case, message, labelled_sim, labelled_video, sim_dataset, tmp_
         video = _tampered(labelled_video, tmp_path / "v", labels={"weights_sha256": "0" * 64})
     elif case == "horizon":
         video = _tampered(labelled_video, tmp_path / "v", labels={"horizon": 3})
+    elif case == "cameras":
+        video = _tampered(labelled_video, tmp_path / "v", labels={"cameras": ["observation.images.front"]})
     elif case == "image_size":
         video = _tampered(labelled_video, tmp_path / "v", info=_resize_front)
     elif case == "inside_source":
