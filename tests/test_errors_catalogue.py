@@ -288,8 +288,8 @@ def test_last_line(case: Case, inputs, capsys):
 
 
 @pytest.fixture(scope="module")
-def console_runs(inputs) -> dict[str, subprocess.CompletedProcess]:
-    """The `SUBPROCESS` cases, run concurrently through the installed console scripts."""
+def console_runs(inputs) -> dict[str, tuple[int, str]]:
+    """(return code, stderr) of the `SUBPROCESS` cases, run concurrently through the installed console scripts."""
     cases = [c for c in CASES if c.id in SUBPROCESS]
     procs = {
         c.id: subprocess.Popen(
@@ -301,7 +301,8 @@ def console_runs(inputs) -> dict[str, subprocess.CompletedProcess]:
         )
         for c in cases
     }
-    return {cid: (p.wait(timeout=300), p.stderr.read()) for cid, p in procs.items()}
+    stderrs = {cid: p.communicate(timeout=300)[1] for cid, p in procs.items()}
+    return {cid: (p.returncode, stderrs[cid]) for cid, p in procs.items()}
 
 
 @pytest.mark.slow
