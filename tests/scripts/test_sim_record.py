@@ -9,6 +9,7 @@ import pytest
 from cli_helpers import SIM_IMAGE_HW, cli, run_cli
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+from lerobot_stamo.console import TORCHCODEC_HELP
 from lerobot_stamo.envs import MOTOR_FEATURE_NAMES
 from lerobot_stamo.scripts import lerobot_stamo_sim_record as rec
 
@@ -161,5 +162,5 @@ def test_console_script_prints_expert_success_rate(tmp_path):
     # Issue 13: no decoder traceback, no encoder banner.
     log = proc.stdout + proc.stderr
     assert "Traceback" not in log and "Svt[" not in log and "SVT [" not in log, log
-    assert log.count("torchcodec") <= 1
+    assert log.count(TORCHCODEC_HELP) <= 1 and "libtorchcodec loading traceback" not in log
     assert LeRobotDataset("local/cli", root=tmp_path / "cli").num_episodes == 1
