@@ -1,6 +1,7 @@
 # The two set-up commands of the README. Each creates or updates .venv itself.
 #   make demo   the StaMo loop on the simulated SO-101: record, train stamo, label, probe, train and
 #               evaluate stamo_vla (offline, CPU)
+#   make paper  the paper's experiments on the simulated SO-101, writes docs/results/ (ARGS=--quick)
 #   make test   the whole offline test suite (what CI runs)
 
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3 2>/dev/null)
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_ENV := HF_HUB_OFFLINE=1 MUJOCO_GL=egl WANDB_MODE=disabled
 
-.PHONY: install demo test lint bench
+.PHONY: install demo paper test lint bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), f"Python >= 3.12 is required (LeRobot 0.6), found {sys.version.split()[0]} at {sys.executable}. Set PYTHON=/path/to/python3.12."'
@@ -22,6 +23,9 @@ install: $(STAMP)
 
 demo: install
 	$(RUN_ENV) $(BIN)/lerobot-stamo-demo $(ARGS)
+
+paper: install
+	$(RUN_ENV) $(BIN)/lerobot-stamo-paper $(ARGS)
 
 test: install
 	$(RUN_ENV) $(BIN)/python -m pytest -q $(ARGS)

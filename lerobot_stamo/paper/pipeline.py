@@ -1,0 +1,627 @@
+"""The stages of `lerobot-stamo-paper`: each runs the project's or LeRobot's own command and caches its result.
+
+Per task and seed (the whole pipeline is repeated per seed, as the paper's std over seeds asks):
+
+1. `record`: scripted-expert robot episodes (with actions) and action-free video episodes of the task
+   (`lerobot-stamo-sim-record`'s `record`, PNG frames).
+2. `stamo`: the tiny preset's pretrained parts, then `lerobot-train --config_path=configs/stamo_tiny.json` on
+   the training episodes (the last `test_fraction` of the episodes are held out).
+3. `reconstruction`: PSNR / SSIM of that `stamo` on frames of the held-out episodes, and their PNG.
+4. `interpolation`: `lerobot-stamo-interpolate` (episode 0's start -> goal, transferred onto episode 1).
+5. `label`: `lerobot-stamo-label --horizon=<k>` on the robot and the video datasets (labelling throughput).
+6. `probe`: `lerobot-stamo-probe` (StaMo vs Delta backbone features vs Pooled Delta Image, goal-conditioned).
+7. `cotrain_data`: `lerobot-stamo-cotrain --real_per_task=<real_episodes>` (robot + labelled video).
+8. `train_<arm>` / `eval_<arm>`: `lerobot-train` then `lerobot-eval --env.type=stamo_so101` for every arm of
+   `ARMS` (world model none / state / motion, ACT, co-training arms).
+9. `cost` (once): inference rate with and without the world-model head, 2 predicted tokens vs the decoded
+   image, labelling throughput.
+
+A stage is skipped when `<work_dir>/stages/<stage>.json` exists; that file is written last, atomically, so an
+interrupted run continues with the stage it was in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from lerobot_stamo.errors import StamoInputError
+
+logger = logging.getLogger(__name__)
+
+CAMERA = "observation.images.front"
+EVAL_SEED = 1000  # evaluation episodes use env seeds from here: never seen in training
+# Policy arms: (paper table, what it trains on, world-model target). `real50` is the `state` arm's command
+# (the same data, config, seed and steps), so its checkpoint is reused rather than trained twice.
+ARMS: dict[str, dict[str, str]] = {
+    "none": {"table": "world_model", "label": "stamo_vla, no world model"},
+    "state": {"table": "world_model", "label": "stamo_vla, world model: state s(t+k)"},
+    "motion": {"table": "world_model", "label": "stamo_vla, world model: motion s(t+k) - s(t)"},
+    "act": {"table": "world_model", "label": "ACT (LeRobot, same data)"},
+    "real10": {"table": "cotrain", "label": "real only (few episodes)"},
+    "cotrain": {"table": "cotrain", "label": "real + StaMo-labelled video"},
+}
+REUSED_ARMS = {"real50": "state"}
+
+
+@dataclass
+class PaperConfig:
+    """Settings of `lerobot-stamo-paper`; `None` fields take the `full` or `--quick` preset's value."""
+
+    work_dir: Path = Path("outputs/paper")
+    results_dir: Path = Path("docs/results")
+    configs_dir: Path = Path("configs")
+    quick: bool = False
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    tasks: list[str] = field(default_factory=lambda: ["PickCube", "PickPlace"])
+    # Parallel trainings/evaluations (each one CPU thread).
+    jobs: int = 2
+    episodes: int | None = None  # robot episodes (with actions) per task and seed
+    video_episodes: int | None = None  # action-free video episodes, labelled by StaMo for co-training
+    real_episodes: int | None = None  # robot episodes of the `real10` and `cotrain` arms
+    image_size: int | None = None
+    fit_vae_steps: int | None = None
+    stamo_steps: int | None = None
+    policy_steps: int | None = None
+    batch_size: int | None = None
+    eval_episodes: int | None = None
+    horizon: int = 5  # k of the labels and of the world-model head
+    probe_horizons: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    probe_steps: int | None = None  # MLP-probe steps
+    cost_reps: int | None = None
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        preset = QUICK if self.quick else FULL
+        for f in fields(Scale):
+            if getattr(self, f.name) is None:
+                setattr(self, f.name, getattr(preset, f.name))
+        from lerobot_stamo.envs.so101_sim import TASKS
+
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks:
+            raise StamoInputError(
+                f"--tasks={','.join(self.tasks)} is not valid: choose from {','.join(TASKS)}."
+            )
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise StamoInputError(f"--seeds={self.seeds} must name distinct seeds, e.g. --seeds 0,1,2.")
+        if self.episodes < 3:
+            raise StamoInputError(
+                f"--episodes must be >= 3 (train, held-out, transfer), got {self.episodes}."
+            )
+        if not 1 <= self.real_episodes <= self.episodes - self.held_out:
+            raise StamoInputError(
+                f"--real_episodes={self.real_episodes} must be between 1 and the training episodes "
+                f"({self.episodes - self.held_out}): pass a smaller --real_episodes or more --episodes."
+            )
+        for flag in ("video_episodes", "image_size", "stamo_steps", "policy_steps", "batch_size",
+                     "eval_episodes", "horizon", "probe_steps", "cost_reps", "jobs"):  # fmt: skip
+            if getattr(self, flag) < 1:
+                raise StamoInputError(f"--{flag} must be >= 1, got {getattr(self, flag)}.")
+        for name in ("stamo_tiny.json", "stamo_vla_compact_sim.json", "stamo_vla_cotrain_sim.json"):
+            if not (Path(self.configs_dir) / name).is_file():
+                raise StamoInputError(
+                    f"{Path(self.configs_dir) / name} not found: run from the repository root or pass "
+                    "--configs_dir=<repo>/configs."
+                )
+
+    @property
+    def held_out(self) -> int:
+        return max(1, round(self.episodes * self.test_fraction))
+
+    @property
+    def train_episodes(self) -> list[int]:
+        return list(range(self.episodes - self.held_out))
+
+    @property
+    def test_episodes(self) -> list[int]:
+        return list(range(self.episodes - self.held_out, self.episodes))
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The sizes a preset fixes (the paper's own scale is far beyond a CPU; see docs/results/report.md)."""
+
+    episodes: int
+    video_episodes: int
+    real_episodes: int
+    image_size: int
+    fit_vae_steps: int
+    stamo_steps: int
+    policy_steps: int
+    batch_size: int
+    eval_episodes: int
+    probe_steps: int
+    cost_reps: int
+
+
+FULL = Scale(episodes=50, video_episodes=40, real_episodes=10, image_size=96, fit_vae_steps=1500,
+             stamo_steps=2000, policy_steps=1000, batch_size=16, eval_episodes=50, probe_steps=2000, cost_reps=50)  # fmt: skip
+QUICK = Scale(episodes=6, video_episodes=6, real_episodes=2, image_size=64, fit_vae_steps=300,
+              stamo_steps=300, policy_steps=60, batch_size=8, eval_episodes=3, probe_steps=300, cost_reps=10)  # fmt: skip
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    """Writes JSON to a temporary file, then renames it: a reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class StageFailed(RuntimeError):
+    """A stage's command failed; the message ends with the log to read and how to resume."""
+
+
+@dataclass
+class Stage:
+    """One running stage: its name, log folder and the exact commands it ran."""
+
+    name: str
+    logs: Path
+    commands: list[str] = field(default_factory=list)
+
+    def cli(self, args: list[str], log: str | None = None) -> None:
+        """Runs a console script of this environment, its output to `<logs>/<log>.log`."""
+        self.commands.append(" ".join(args))
+        log_path = self.logs / f"{log or self.name}.log"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+        env.setdefault("MUJOCO_GL", "egl")
+        with open(log_path, "w") as f:
+            proc = subprocess.run(
+                [str(Path(sys.executable).parent / args[0]), *args[1:]],
+                env=env,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        if proc.returncode != 0:
+            tail = "\n".join(log_path.read_text(errors="ignore").splitlines()[-15:])
+            raise StageFailed(
+                f"{tail}\nStage {self.name!r} failed: `{args[0]}` exited with {proc.returncode} (full log: "
+                f"{log_path}). Fix the cause and run the same command again: finished stages are kept."
+            )
+
+    def call(self, script: str, config_cls: type, fn: Callable[[Any], Any], args: list[str]) -> Any:
+        """Runs a console script's library function in this process (the same draccus arguments)."""
+        import draccus
+
+        self.commands.append(" ".join([script, *args]))
+        return fn(draccus.parse(config_cls, args=args))
+
+
+class StageRunner:
+    """Runs stages once: a finished stage's result is read back from `<work_dir>/stages/<name>.json`."""
+
+    def __init__(self, work_dir: Path, total: int):
+        self.work_dir = Path(work_dir)
+        self.stages = self.work_dir / "stages"
+        self.logs = self.work_dir / "logs"
+        self.stages.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.bar = tqdm(total=total, unit="stage", desc="paper", dynamic_ncols=True)
+        self.lock = threading.Lock()
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def run(self, name: str, fn: Callable[[Stage], dict[str, Any]]) -> dict[str, Any]:
+        path = self.stages / f"{name}.json"
+        if path.is_file():
+            result, note = json.loads(path.read_text()), "cached"
+        else:
+            stage = Stage(name, self.logs)
+            start = time.perf_counter()
+            result = fn(stage)
+            result |= {"wall_s": time.perf_counter() - start, "commands": stage.commands}
+            _write_json(path, result)
+            note = f"{result['wall_s']:.0f} s"
+        with self.lock:
+            self.results[name] = result
+            self.bar.update(1)
+            self.bar.write(f"[{self.bar.n}/{self.bar.total}] {name}: {_summary(result)} ({note})")
+        return result
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _summary(result: dict[str, Any]) -> str:
+    keys = ("success_rate", "psnr", "frames_per_s", "episodes", "checkpoint", "files", "probe")
+    parts = []
+    for key in keys:
+        if key in result:
+            value = result[key]
+            parts.append(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}")
+    return ", ".join(parts[:2]) or "done"
+
+
+# ------------------------------------------------------------------------------------------------- stages
+def _episodes(ids: list[int]) -> str:
+    return "[" + ",".join(str(i) for i in ids) + "]"
+
+
+def record_stage(cfg: PaperConfig, run_dir: Path, task: str, seed: int) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
+
+        out = {}
+        for kind, n, offset, video in (
+            ("robot", cfg.episodes, 0, False),
+            ("video", cfg.video_episodes, 5000, True),
+        ):
+            root = run_dir / "data" / kind
+            args = [f"--repo_id=local/paper_{task.lower()}_{kind}", f"--root={root}", f"--task={task}",
+                    f"--num_episodes={n}", f"--seed={seed * 10000 + offset}", f"--video_only={str(video).lower()}",
+                    f"--observation_height={cfg.image_size}", f"--observation_width={cfg.image_size}",
+                    "--use_videos=false", "--overwrite=true"]  # fmt: skip
+            stage.call("lerobot-stamo-sim-record", SimRecordConfig, record, args)
+            out[kind] = {"root": str(root), "repo_id": f"local/paper_{task.lower()}_{kind}", "episodes": n}
+        return out | {"episodes": cfg.episodes}
+
+    return fn
+
+
+def stamo_stage(cfg: PaperConfig, run_dir: Path, data: dict, seed: int) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+
+        parts = write_tiny_pretrained(
+            run_dir / "stamo_pretrained", seed=seed, fit_vae_steps=cfg.fit_vae_steps
+        )
+        stage.commands.append(
+            f"python -c 'from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained; "
+            f'write_tiny_pretrained("{run_dir / "stamo_pretrained"}", seed={seed}, '
+            f"fit_vae_steps={cfg.fit_vae_steps})'"
+        )
+        out = run_dir / "train_stamo"
+        if out.exists():
+            shutil.rmtree(out)  # an interrupted training restarts (this stage created the folder)
+        stage.cli(
+            [
+                "lerobot-train",
+                f"--config_path={cfg.configs_dir / 'stamo_tiny.json'}",
+                f"--policy.backbone={parts['backbone']}",
+                f"--policy.decoder_path={parts['decoder_path']}",
+                "--policy.device=cpu",
+                f"--dataset.repo_id={data['robot']['repo_id']}",
+                f"--dataset.root={data['robot']['root']}",
+                f"--dataset.episodes={_episodes(cfg.train_episodes)}",
+                f"--steps={cfg.stamo_steps}",
+                f"--save_freq={cfg.stamo_steps}",
+                f"--log_freq={max(1, min(100, cfg.stamo_steps // 10))}",
+                f"--seed={seed}",
+                "--wandb.enable=false",
+                f"--output_dir={out}",
+            ]  # fmt: skip
+        )
+        return {
+            "checkpoint": str(out / "checkpoints" / "last" / "pretrained_model"),
+            "steps": cfg.stamo_steps,
+        }
+
+    return fn
+
+
+def reconstruction_stage(cfg: PaperConfig, run_dir: Path, data: dict, ckpt: str) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        import numpy as np
+        import torch
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        from lerobot_stamo.policies.stamo import StamoPolicy
+
+        torch.set_num_threads(1)
+        policy = StamoPolicy.from_pretrained(ckpt).eval()
+        dataset = LeRobotDataset(
+            data["robot"]["repo_id"], root=data["robot"]["root"], episodes=cfg.test_episodes
+        )
+        index = np.linspace(0, len(dataset) - 1, 8).round().astype(int)
+        images = torch.stack([dataset[int(i)][CAMERA] for i in index])  # (8, 3, H, W)
+        out = run_dir / "reconstruction"
+        out.mkdir(parents=True, exist_ok=True)
+        metrics = policy.write_reconstructions(images, out)
+        stage.commands.append(
+            f"StamoPolicy.from_pretrained({ckpt!r}).write_reconstructions(<8 held-out frames>)"
+        )
+        return metrics | {"png": str(out / "reconstructions.png"), "test_episodes": cfg.test_episodes}
+
+    return fn
+
+
+def interpolation_stage(run_dir: Path, data: dict, ckpt: str) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        out = run_dir / "interpolation"
+        stage.cli(
+            [
+                "lerobot-stamo-interpolate",
+                f"--policy.path={ckpt}",
+                f"--dataset.repo_id={data['robot']['repo_id']}",
+                f"--dataset.root={data['robot']['root']}",
+                "--dataset.episode=0",
+                "--dataset.transfer_episode=1",
+                "--steps=6",
+                f"--output_dir={out}",
+            ]  # fmt: skip
+        )
+        return {"files": sorted(str(p) for p in out.iterdir() if p.suffix in (".png", ".gif"))}
+
+    return fn
+
+
+def label_stage(cfg: PaperConfig, run_dir: Path, data: dict, ckpt: str) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+        from lerobot_stamo.transforms.labelling import LabelConfig, label_dataset
+
+        out, frames, seconds = {}, 0, 0.0
+        for kind in ("robot", "video"):
+            root = run_dir / "data" / f"{kind}_stamo_k{cfg.horizon}"
+            repo_id = f"{data[kind]['repo_id']}_stamo"
+            args = [f"--policy.path={ckpt}", f"--dataset.repo_id={data[kind]['repo_id']}",
+                    f"--dataset.root={data[kind]['root']}", f"--horizon={cfg.horizon}", f"--repo_id={repo_id}",
+                    f"--output_dir={root}", "--num_workers=0", "--overwrite=true"]  # fmt: skip
+            start = time.perf_counter()
+            stage.call("lerobot-stamo-label", LabelConfig, label_dataset, args)
+            seconds += time.perf_counter() - start
+            frames += LeRobotDatasetMetadata(repo_id, root=root).total_frames
+            out[kind] = {"root": str(root), "repo_id": repo_id}
+        return out | {"frames": frames, "label_s": seconds, "frames_per_s": frames / seconds}
+
+    return fn
+
+
+def probe_stage(
+    cfg: PaperConfig, run_dir: Path, labels: dict, ckpt: str, seed: int
+) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        from lerobot_stamo.transforms.probe import ProbeConfig, run_probe
+
+        out = run_dir / "probe"
+        args = [f"--policy.path={ckpt}", f"--dataset.repo_id={labels['robot']['repo_id']}",
+                f"--dataset.root={labels['robot']['root']}", f"--output_dir={out}", "--action_mode=relative",
+                f"--horizons={_episodes(cfg.probe_horizons)}", f"--seeds=[{seed}]",
+                f"--test_episodes={_episodes(cfg.test_episodes)}", f"--steps={cfg.probe_steps}"]  # fmt: skip
+        report = stage.call("lerobot-stamo-probe", ProbeConfig, run_probe, args)
+        return {"probe": str(out / "probe.json"), "report": report}
+
+    return fn
+
+
+def cotrain_data_stage(cfg: PaperConfig, run_dir: Path, labels: dict) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        from lerobot_stamo.transforms.cotrain import CotrainConfig, build_cotrain_dataset
+
+        out = run_dir / "data" / "cotrain"
+        args = [f"--robot_root={labels['robot']['root']}", f"--video_root={labels['video']['root']}",
+                f"--real_per_task={cfg.real_episodes}", f"--output_dir={out}", "--overwrite=true"]  # fmt: skip
+        stage.call("lerobot-stamo-cotrain", CotrainConfig, build_cotrain_dataset, args)
+        meta = json.loads((out / "meta" / "stamo_cotrain.json").read_text())
+        return {
+            "root": str(out),
+            "repo_id": f"local/{out.name}",
+            "frames": {k: meta[k]["frames"] for k in ("robot", "video")},
+        }
+
+    return fn
+
+
+def train_args(
+    cfg: PaperConfig, arm: str, data: dict, labels: dict, cotrain: dict, stamo: str, seed: int
+) -> list[str]:
+    """The `lerobot-train` arguments of one arm (without `--output_dir`)."""
+    steps = cfg.policy_steps
+    common = [f"--batch_size={cfg.batch_size}", f"--steps={steps}", f"--save_freq={steps}",
+              f"--log_freq={max(1, min(50, steps // 10))}", "--num_workers=0", "--wandb.enable=false",
+              f"--seed={seed}", "--policy.device=cpu"]  # fmt: skip
+    robot = [f"--dataset.repo_id={labels['robot']['repo_id']}", f"--dataset.root={labels['robot']['root']}"]
+    world_model = [f"--policy.future_horizon={cfg.horizon}", "--policy.world_model_targets_from=labels",
+                   f"--policy.stamo_path={Path(stamo).resolve()}"]  # fmt: skip
+    compact = f"--config_path={cfg.configs_dir / 'stamo_vla_compact_sim.json'}"
+    cotrain_cfg = f"--config_path={cfg.configs_dir / 'stamo_vla_cotrain_sim.json'}"
+    if arm == "none":
+        return ["lerobot-train", compact, "--policy.world_model_target=none", *robot, *common]
+    if arm in ("state", "motion"):
+        return ["lerobot-train", compact, f"--policy.world_model_target={arm}", *world_model, *robot, *common]
+    if arm == "act":
+        return ["lerobot-train", "--policy.type=act", "--policy.pretrained_backbone_weights=null",
+                "--policy.push_to_hub=false", "--policy.chunk_size=20", "--policy.n_action_steps=10",
+                "--policy.optimizer_lr=1e-4", "--policy.optimizer_lr_backbone=1e-4",
+                f"--dataset.repo_id={data['robot']['repo_id']}", f"--dataset.root={data['robot']['root']}",
+                *common]  # fmt: skip
+    if arm == "real10":
+        few = f"--dataset.episodes={_episodes(list(range(cfg.real_episodes)))}"
+        return [
+            "lerobot-train",
+            cotrain_cfg,
+            "--policy.world_model_target=state",
+            *world_model,
+            *robot,
+            few,
+            *common,
+        ]
+    if arm == "cotrain":
+        data_args = [f"--dataset.repo_id={cotrain['repo_id']}", f"--dataset.root={cotrain['root']}"]
+        return [
+            "lerobot-train",
+            cotrain_cfg,
+            "--policy.world_model_target=state",
+            *world_model,
+            *data_args,
+            *common,
+        ]
+    raise ValueError(f"Unknown arm {arm!r}: choose from {list(ARMS)}.")
+
+
+def train_stage(args: list[str], out: Path) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        if out.exists():
+            shutil.rmtree(out)  # an interrupted training restarts (this stage created the folder)
+        stage.cli([*args, f"--output_dir={out}"])
+        return {"checkpoint": str(out / "checkpoints" / "last" / "pretrained_model")}
+
+    return fn
+
+
+def eval_stage(cfg: PaperConfig, task: str, ckpt: str, out: Path) -> Callable[[Stage], dict]:
+    def fn(stage: Stage) -> dict:
+        if out.exists():
+            shutil.rmtree(out)  # lerobot-eval refuses an existing folder; this stage created it
+        stage.cli(
+            [
+                "lerobot-eval",
+                f"--policy.path={ckpt}",
+                "--env.type=stamo_so101",
+                f"--env.task={task}",
+                f"--env.observation_height={cfg.image_size}",
+                f"--env.observation_width={cfg.image_size}",
+                f"--eval.n_episodes={cfg.eval_episodes}",
+                "--eval.batch_size=1",
+                "--eval.use_async_envs=false",
+                f"--seed={EVAL_SEED}",
+                "--policy.device=cpu",
+                f"--output_dir={out}",
+            ]  # fmt: skip
+        )
+        overall = json.loads((out / "eval_info.json").read_text())["overall"]
+        return {"success_rate": overall["pc_success"] / 100, "n_episodes": overall["n_episodes"]}
+
+    return fn
+
+
+def cost_stage(
+    cfg: PaperConfig, checkpoints: dict[str, str], labels: dict, label: dict
+) -> Callable[[Stage], dict]:
+    """Inference rate with/without the world-model head; 2 predicted tokens vs their decoded image."""
+
+    def fn(stage: Stage) -> dict:
+        import numpy as np
+        import torch
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+        from lerobot.policies.factory import make_pre_post_processors
+        from lerobot.utils.constants import OBS_STATE
+
+        from lerobot_stamo.policies.stamo_vla import StamoVLAPolicy
+
+        torch.set_num_threads(1)
+        dataset = LeRobotDataset(labels["robot"]["repo_id"], root=labels["robot"]["root"], episodes=[0])
+        frame = dataset[0]
+        policies, batches = {}, {}
+        for arm in ("none", "state"):
+            policy = StamoVLAPolicy.from_pretrained(checkpoints[arm]).eval()
+            pre, _ = make_pre_post_processors(policy.config, pretrained_path=checkpoints[arm])
+            obs = {key: frame[key] for key in policy.config.camera_keys} | {"task": frame["task"]}
+            if policy.config.state_dim:
+                obs[OBS_STATE] = frame[OBS_STATE]
+            policies[arm], batches[arm] = policy, pre(obs)
+
+        def median_s(fn: Callable[[], Any], reps: int) -> float:
+            fn()  # warm-up
+            samples = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - start)
+            return float(np.median(samples))
+
+        chunk = {}
+        with torch.no_grad():
+            for _ in range(2):  # alternate the two policies so that machine noise hits both
+                for arm in ("none", "state"):
+                    t = median_s(lambda a=arm: policies[a].predict_action_chunk(batches[a]), cfg.cost_reps)
+                    chunk.setdefault(arm, []).append(t)
+            state = policies["state"]
+            tokens_s = median_s(lambda: state.predict_future(batches["state"], decode=False), cfg.cost_reps)
+            steps = state.stamo_policy().config.num_inference_steps
+            image_s = median_s(
+                lambda: state.predict_future(batches["state"], num_inference_steps=steps),
+                max(2, cfg.cost_reps // 5),
+            )
+        n_action = policies["state"].config.n_action_steps
+        chunk_s = {arm: float(np.median(v)) for arm, v in chunk.items()}
+        stage.commands.append(
+            "in-process timing: StamoVLAPolicy.predict_action_chunk / predict_future, 1 thread"
+        )
+        return {
+            "chunk_ms": {arm: 1000 * t for arm, t in chunk_s.items()},
+            "chunks_per_s": {arm: 1 / t for arm, t in chunk_s.items()},
+            "actions_per_s": {arm: n_action / t for arm, t in chunk_s.items()},
+            "world_model_over_none": chunk_s["state"] / chunk_s["none"],
+            "predict_tokens_ms": 1000 * tokens_s,
+            "predict_and_decode_image_ms": 1000 * image_s,
+            "decode_steps": steps,
+            "label_frames_per_s": label["frames_per_s"],
+            "reps": cfg.cost_reps,
+        }
+
+    return fn
+
+
+# ------------------------------------------------------------------------------------------------- runner
+def stage_count(cfg: PaperConfig) -> int:
+    per_run = 7 + 2 * len(ARMS)  # record, stamo, reconstruction, interpolation, label, probe, cotrain_data
+    return len(cfg.tasks) * len(cfg.seeds) * per_run + 1  # + cost
+
+
+def run_paper(cfg: PaperConfig) -> dict[str, Any]:
+    """Runs (or reads back) every stage; returns `{"runs": {task: {seed: {stage: result}}}, "cost": ...}`."""
+    work = Path(cfg.work_dir).resolve()
+    runner = StageRunner(work, stage_count(cfg))
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    cost = None
+    try:
+        for task in cfg.tasks:
+            for seed in cfg.seeds:
+                tag, run_dir = f"{task}_s{seed}", work / f"{task}_s{seed}"
+                r: dict[str, Any] = {}
+                r["record"] = runner.run(f"{tag}_record", record_stage(cfg, run_dir, task, seed))
+                r["stamo"] = runner.run(f"{tag}_stamo", stamo_stage(cfg, run_dir, r["record"], seed))
+                ckpt = r["stamo"]["checkpoint"]
+                r["reconstruction"] = runner.run(
+                    f"{tag}_reconstruction", reconstruction_stage(cfg, run_dir, r["record"], ckpt)
+                )
+                r["interpolation"] = runner.run(
+                    f"{tag}_interpolation", interpolation_stage(run_dir, r["record"], ckpt)
+                )
+                r["label"] = runner.run(f"{tag}_label", label_stage(cfg, run_dir, r["record"], ckpt))
+                r["probe"] = runner.run(f"{tag}_probe", probe_stage(cfg, run_dir, r["label"], ckpt, seed))
+                r["cotrain_data"] = runner.run(
+                    f"{tag}_cotrain_data", cotrain_data_stage(cfg, run_dir, r["label"])
+                )
+
+                def arm_stages(
+                    arm: str, r=r, tag=tag, run_dir=run_dir, task=task, seed=seed, ckpt=ckpt
+                ) -> None:
+                    args = train_args(cfg, arm, r["record"], r["label"], r["cotrain_data"], ckpt, seed)
+                    trained = runner.run(f"{tag}_train_{arm}", train_stage(args, run_dir / f"train_{arm}"))
+                    r[f"train_{arm}"] = trained
+                    r[f"eval_{arm}"] = runner.run(
+                        f"{tag}_eval_{arm}",
+                        eval_stage(cfg, task, trained["checkpoint"], run_dir / f"eval_{arm}"),
+                    )
+
+                with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+                    for future in [pool.submit(arm_stages, arm) for arm in ARMS]:
+                        future.result()
+                runs.setdefault(task, {})[str(seed)] = r
+                if cost is None:
+                    checkpoints = {arm: r[f"train_{arm}"]["checkpoint"] for arm in ("none", "state")}
+                    cost = runner.run("cost", cost_stage(cfg, checkpoints, r["label"], r["label"]))
+    finally:
+        runner.close()
+    return {
+        "runs": runs,
+        "cost": cost,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+    }

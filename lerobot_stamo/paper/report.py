@@ -1,0 +1,324 @@
+"""`docs/results/`: report.md (our tables beside the paper's numbers), PNG plots and results.json."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .pipeline import ARMS, REUSED_ARMS, _write_json
+
+# From /work/shared/reference/stamo-method.md (LIBERO unless said otherwise).
+PAPER = {
+    "reconstruction": {
+        "psnr_db": [24.65, 27.25],
+        "ssim": [0.891, 0.911],
+        "setting": "LIBERO suites, SD3 decoder",
+    },
+    "world_model": {
+        "openvla": 76.5,
+        "openvla_stamo_state": 87.6,
+        "openvla_stamo_motion": 88.1,
+        "oft": 92.2,
+        "oft_stamo_state": 96.8,
+        "setting": "LIBERO average success (%)",
+    },  # fmt: skip
+    "cotrain": {"real10": 62.9, "cotrain": 84.6, "real50": 86.2, "setting": "LIBERO average success (%)"},
+    "probe": "StaMo has the lowest MSE at every horizon k in {1, 2, 4, 8} (published only as a plot, Fig. 4)",
+    "goal_conditioned": {
+        "stamo": [22, 32, 16, 38],
+        "dino_wm": [12, 8, 4, 18],
+        "setting": "ManiSkill, 4 tasks",
+    },
+    "cost": {
+        "oft_hz": 18.24,
+        "oft_stamo_hz": 17.82,
+        "slowdown": 0.023,
+        "setting": "OpenVLA-OFT, one RTX 4090",
+    },
+}
+REPRESENTATIONS = {"stamo": "StaMo", "backbone": "Delta backbone features", "pixels": "Pooled Delta Image"}
+PACKAGES = ("lerobot", "lerobot-policy-stamo", "torch", "transformers", "diffusers", "mujoco", "numpy")
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "values": [float(v) for v in values],
+    }
+
+
+def _cell(s: dict[str, Any], fmt: str = "{:.3f}", scale: float = 1.0) -> str:
+    mean, std = fmt.format(s["mean"] * scale), fmt.format(s["std"] * scale)
+    return mean if len(s["values"]) == 1 else f"{mean} ± {std}"
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """Mean and std over seeds of every figure, per task."""
+    out: dict[str, Any] = {}
+    for task, seeds in result["runs"].items():
+        runs = list(seeds.values())
+        recon = {
+            m: _stats([r["reconstruction"][m] for r in runs])
+            for m in ("psnr", "ssim", "psnr_vae", "ssim_vae")
+        }
+        ks = runs[0]["probe"]["report"]["horizons"]
+        probe: dict[str, Any] = {}
+        for name in REPRESENTATIONS:
+            probe[name] = {
+                kind: {str(k): _stats([r["probe"]["report"]["results"][name][kind][str(k)]["mean"] for r in runs])
+                       for k in ks}
+                for kind in ("linear", "mlp")
+            }  # fmt: skip
+        probe["goal_conditioned"] = {
+            str(k): _stats([r["probe"]["report"]["goal_conditioned"]["mse"][str(k)]["mean"] for r in runs])
+            for k in ks
+        }
+        probe["mean_baseline"] = {
+            str(k): _stats([r["probe"]["report"]["baseline"]["mse"][str(k)]["mean"] for r in runs])
+            for k in ks
+        }
+        success = {arm: _stats([r[f"eval_{arm}"]["success_rate"] for r in runs]) for arm in ARMS}
+        for arm, source in REUSED_ARMS.items():
+            success[arm] = success[source]
+        out[task] = {
+            "horizons": ks,
+            "reconstruction": recon,
+            "probe": probe,
+            "success": success,
+            "eval_episodes": runs[0][f"eval_{next(iter(ARMS))}"]["n_episodes"],
+            "label_frames_per_s": _stats([r["label"]["frames_per_s"] for r in runs]),
+        }
+    return out
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": sys.version.split()[0],
+        "packages": versions,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },  # fmt: skip
+        "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def plot_probe(summary: dict[str, Any], path: Path) -> None:
+    """Held-out MSE vs horizon per task (linear probes; error bars: std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(summary)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), dpi=120, squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        s = summary[task]
+        ks = s["horizons"]
+        lines = [(REPRESENTATIONS[n], s["probe"][n]["linear"], "-o") for n in REPRESENTATIONS]
+        lines += [("Goal-conditioned (s_n, s_n+k)", s["probe"]["goal_conditioned"], "-^"),
+                  ("Predict the training mean", s["probe"]["mean_baseline"], ":")]  # fmt: skip
+        for i, (label, cells, style) in enumerate(lines):
+            ax.errorbar(ks, [cells[str(k)]["mean"] for k in ks], yerr=[cells[str(k)]["std"] for k in ks],
+                        fmt=style, color="black" if style == ":" else f"C{i}", capsize=3, label=label)  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xlabel("horizon k (frames)")
+        ax.set_ylabel("held-out MSE (standardised)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"Linear probe, {task}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    fig.tight_layout()
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def plot_success(summary: dict[str, Any], path: Path) -> None:
+    """Success rate per arm and task (error bars: std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [*ARMS, *REUSED_ARMS]
+    tasks = list(summary)
+    fig, ax = plt.subplots(figsize=(9, 3.8), dpi=120)
+    width = 0.8 / len(tasks)
+    x = np.arange(len(arms))
+    for i, task in enumerate(tasks):
+        s = summary[task]["success"]
+        ax.bar(x + i * width, [100 * s[a]["mean"] for a in arms], width, yerr=[100 * s[a]["std"] for a in arms],
+               capsize=3, label=task)  # fmt: skip
+    ax.set_xticks(x + width * (len(tasks) - 1) / 2, arms)
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Simulated SO-101: success per arm (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def _savefig(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+
+
+def _copy(src: str | Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    cfg, summary, cost, env = payload["config"], payload["summary"], payload["cost"], payload["environment"]
+    seeds = cfg["seeds"]
+    lines = [
+        "# StaMo's experiments on the simulated SO-101",
+        "",
+        f"Written by `{payload['command']}` on {env['written']} ({env['machine']['cpu_count']} CPUs, "
+        f"{env['machine']['platform']}). Every figure below comes from `results.json` beside this file, which "
+        "also holds the exact commands, seeds and package versions. "
+        + (
+            "**A `--quick` smoke run: tiny settings, the numbers are not a measurement.**"
+            if cfg["quick"]
+            else ""
+        ),
+        "",
+        f"Settings: tasks {', '.join(cfg['tasks'])}; seeds {seeds} (the whole pipeline - record, train, probe, "
+        f"evaluate - per seed; ± is the std over seeds); {cfg['episodes']} robot episodes per task "
+        f"({len(payload['test_episodes'])} held out), {cfg['video_episodes']} video episodes, "
+        f"{cfg['image_size']} px; tiny `stamo` {cfg['stamo_steps']} steps; policies {cfg['policy_steps']} steps "
+        f"of batch {cfg['batch_size']}; {cfg['eval_episodes']} evaluation episodes per policy and seed (env seeds "
+        f"from {payload['eval_seed']}). The paper trains a 2 B-parameter decoder and 7 B VLAs on LIBERO; here "
+        "everything is tiny and CPU-trained, so compare trends, not absolute numbers.",
+        "",
+        "## 1. Reconstruction (held-out episodes)",
+        "",
+        "| task | PSNR (dB) | SSIM | PSNR / SSIM vs the VAE round trip |",
+        "|---|---|---|---|",
+    ]
+    for task, s in summary.items():
+        r = s["reconstruction"]
+        lines.append(f"| {task} | {_cell(r['psnr'], '{:.2f}')} | {_cell(r['ssim'])} | "
+                     f"{_cell(r['psnr_vae'], '{:.2f}')} / {_cell(r['ssim_vae'])} |")  # fmt: skip
+    p = PAPER["reconstruction"]
+    lines += [f"| paper ({p['setting']}) | {p['psnr_db'][0]}-{p['psnr_db'][1]} | {p['ssim'][0]}-{p['ssim'][1]} | |",
+              "", "Originals (top), VAE round trips, reconstructions (bottom):", "",
+              "![reconstructions](reconstructions.png)", "",
+              "## 2. Latent motion: interpolation and motion transfer", "",
+              "Start -> goal of episode 0 decoded along the straight line between their states; below, the same "
+              "motion added to episode 1's first frame.", "", "![interpolation](interpolation.png)", "",
+              "## 3. Linear probe (paper Fig. 4): held-out MSE of the action chunk", "",
+              "Relative joint actions, standardised on the training episodes (predicting the mean scores ~1). "
+              f"Paper: {PAPER['probe']}.", ""]  # fmt: skip
+    for task, s in summary.items():
+        ks = s["horizons"]
+        lines += [f"**{task}**", "", "| representation | " + " | ".join(f"k={k}" for k in ks) + " |",
+                  "|---|" + "---|" * len(ks)]  # fmt: skip
+        rows = [("Predict the training mean", s["probe"]["mean_baseline"])]
+        rows += [(f"{label} (linear)", s["probe"][n]["linear"]) for n, label in REPRESENTATIONS.items()]
+        rows += [(f"{label} (MLP)", s["probe"][n]["mlp"]) for n, label in REPRESENTATIONS.items()]
+        rows += [("Goal-conditioned (s_n, s_n+k), linear", s["probe"]["goal_conditioned"])]
+        lines += [f"| {label} | " + " | ".join(_cell(c[str(k)]) for k in ks) + " |" for label, c in rows]
+        best = [min(REPRESENTATIONS, key=lambda n: s["probe"][n]["linear"][str(k)]["mean"]) for k in ks]
+        verdict = "reproduces" if all(b == "stamo" for b in best) else "does not reproduce"
+        lines += ["", f"Lowest linear-probe MSE per horizon: {', '.join(REPRESENTATIONS[b] for b in best)} - the "
+                  f"paper's claim (StaMo lowest at every k) {verdict} here.", ""]  # fmt: skip
+    lines += ["![probe](probe_mse.png)", "", "## 4-5. Policies: world model (Table 2) and co-training (Table 5)", "",
+              "Success rate (%) on the simulated task, mean ± std over seeds.", ""]  # fmt: skip
+    arms = [*ARMS, *REUSED_ARMS]
+    labels = {**{a: ARMS[a]["label"] for a in ARMS}, "real50": "all real episodes (= the `state` arm's run)"}
+    lines += [
+        "| arm | " + " | ".join(summary) + " | paper (LIBERO avg.) |",
+        "|---|" + "---|" * (len(summary) + 1),
+    ]
+    w, c = PAPER["world_model"], PAPER["cotrain"]
+    paper_cell = {"none": f"{w['openvla']} (OpenVLA)", "state": f"{w['openvla_stamo_state']} (OpenVLA + state)",
+                  "motion": f"{w['openvla_stamo_motion']} (OpenVLA + motion)", "act": "",
+                  "real10": f"{c['real10']}", "cotrain": f"{c['cotrain']}", "real50": f"{c['real50']}"}  # fmt: skip
+    for arm in arms:
+        cells = [_cell(summary[t]["success"][arm], "{:.0f}", 100) for t in summary]
+        lines.append(f"| `{arm}`: {labels[arm]} | " + " | ".join(cells) + f" | {paper_cell[arm]} |")
+    lines += ["", f"`real10` trains on {cfg['real_episodes']} robot episodes; `cotrain` on the same plus "
+              f"{cfg['video_episodes']} StaMo-labelled video episodes; `real50` on all {cfg['episodes']}.", "",
+              "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "",
+              "| measure | ours | paper |", "|---|---|---|",
+              f"| action chunk, no world model (ms; chunks/s) | {cost['chunk_ms']['none']:.1f}; "
+              f"{cost['chunks_per_s']['none']:.1f} | {PAPER['cost']['oft_hz']} Hz (OFT, GPU) |",
+              f"| action chunk, world-model head trained (ms; chunks/s) | {cost['chunk_ms']['state']:.1f}; "
+              f"{cost['chunks_per_s']['state']:.1f} | {PAPER['cost']['oft_stamo_hz']} Hz |",
+              f"| ratio with / without | {cost['world_model_over_none']:.3f}x | "
+              f"{1 / (1 - PAPER['cost']['slowdown']):.3f}x |",
+              f"| predict the 2-token future state (ms) | {cost['predict_tokens_ms']:.1f} | |",
+              f"| predict and decode it into an image, {cost['decode_steps']} steps (ms) | "
+              f"{cost['predict_and_decode_image_ms']:.1f} | |",
+              f"| labelling throughput (frames/s, both cameras) | {cost['label_frames_per_s']:.0f} | |", "",
+              "## Reproduce", "", f"    {payload['command']}", "",
+              "Stages are cached in the work folder; re-running the same command continues where it stopped. "
+              "Every stage's exact commands are in `results.json` (`commands`).", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dict[str, Path]:
+    """Writes report.md, probe_mse.png, success.png, reconstructions.png, interpolation.png and results.json."""
+    from .pipeline import EVAL_SEED
+
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(result)
+    first = next(iter(next(iter(result["runs"].values())).values()))
+    payload = {
+        "command": command,
+        "config": result["config"],
+        "test_episodes": first["reconstruction"]["test_episodes"],
+        "eval_seed": EVAL_SEED,
+        "summary": summary,
+        "cost": {k: v for k, v in result["cost"].items() if k != "commands"},
+        "paper": PAPER,
+        "environment": environment(),
+        "commands": {
+            f"{task}_s{seed}_{stage}": r.get("commands", [])
+            for task, seeds in result["runs"].items()
+            for seed, run in seeds.items()
+            for stage, r in run.items()
+        }
+        | {"cost": result["cost"].get("commands", [])},
+    }
+    written = {
+        "probe_mse": out / "probe_mse.png",
+        "success": out / "success.png",
+        "reconstructions": out / "reconstructions.png",
+        "interpolation": out / "interpolation.png",
+        "report": out / "report.md",
+        "results": out / "results.json",
+    }
+    plot_probe(summary, written["probe_mse"])
+    plot_success(summary, written["success"])
+    _copy(first["reconstruction"]["png"], written["reconstructions"])
+    strip = next(f for f in first["interpolation"]["files"] if f.endswith(".png"))
+    _copy(strip, written["interpolation"])
+    tmp = written["report"].with_name(".report.md.tmp")
+    tmp.write_text(markdown(payload))
+    os.replace(tmp, written["report"])
+    _write_json(written["results"], payload)  # last: its presence means the report is complete
+    return written

@@ -1,0 +1,75 @@
+"""`lerobot-stamo-paper` (what `make paper` runs): the paper's experiments on the simulated SO-101.
+
+    lerobot-stamo-paper [--quick] [--work_dir outputs/paper] [--seeds 0,1,2] [--tasks PickCube,PickPlace]
+
+Runs record -> train stamo -> reconstruct -> interpolate -> label -> probe -> train/evaluate policies -> cost
+as cached stages in `--work_dir` (an interrupted run continues where it stopped) and writes
+`docs/results/`: report.md (our tables beside the paper's numbers), PNG plots and results.json (every figure,
+the exact commands, seeds, package versions and machine). `--quick`: tiny settings, a smoke check; the full
+run takes many hours on a CPU. See `lerobot_stamo.paper`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from lerobot_stamo.paper import PaperConfig, run_paper, write_report
+from lerobot_stamo.paper.pipeline import Scale
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,1,2, got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> PaperConfig:
+    parser = argparse.ArgumentParser(
+        prog="lerobot-stamo-paper", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny settings (a smoke check, not a measurement)"
+    )
+    parser.add_argument("--work_dir", type=Path, default=Path("outputs/paper"), help="cached stages")
+    parser.add_argument(
+        "--results_dir", type=Path, default=Path("docs/results"), help="where the report goes"
+    )
+    parser.add_argument("--configs_dir", type=Path, default=Path("configs"))
+    parser.add_argument("--seeds", type=_ints, default=None, help="default 0,1,2 (--quick: 0)")
+    parser.add_argument("--tasks", type=_names, default=["PickCube", "PickPlace"])
+    parser.add_argument("--jobs", type=int, default=2, help="parallel trainings/evaluations")
+    parser.add_argument("--horizon", type=int, default=5)
+    parser.add_argument("--probe_horizons", type=_ints, default=[1, 2, 4, 8])
+    for f in fields(Scale):
+        parser.add_argument(f"--{f.name}", type=int, default=None, help="override the preset")
+    args = vars(parser.parse_args(argv))
+    if args["seeds"] is None:
+        args["seeds"] = [0] if args["quick"] else [0, 1, 2]
+    return PaperConfig(**args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = parse_args(argv)
+    result = run_paper(cfg)
+    written = write_report(result, cfg.results_dir, shlex.join(["lerobot-stamo-paper", *argv]))
+    for name, path in written.items():
+        print(f"  {name:16s} {path}")
+    print(f"Report: {written['report']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""`lerobot-stamo-paper` (what `make paper` runs): the `--quick` pipeline at tiny settings writes every artifact."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from cli_helpers import cli, run_cli
+
+from lerobot_stamo.errors import StamoInputError
+from lerobot_stamo.paper.pipeline import ARMS, stage_count
+from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--quick", "--tasks", "PickCube", "--episodes", "3", "--video_episodes", "1", "--real_episodes", "1",
+        "--image_size", "32", "--fit_vae_steps", "0", "--stamo_steps", "2", "--policy_steps", "2",
+        "--eval_episodes", "1", "--probe_steps", "5", "--cost_reps", "2", "--probe_horizons", "1,2",
+        "--configs_dir", str(REPO / "configs")]  # fmt: skip
+ARTIFACTS = (
+    "report.md",
+    "results.json",
+    "probe_mse.png",
+    "success.png",
+    "reconstructions.png",
+    "interpolation.png",
+)
+
+
+def numbers(value) -> list[float]:
+    """Every number in a JSON value (booleans excluded)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in numbers(v)]
+    return []
+
+
+@pytest.mark.slow
+def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
+    work, results = tmp_path / "work", tmp_path / "results"
+    args = [cli("lerobot-stamo-paper"), *TINY, "--work_dir", str(work), "--results_dir", str(results)]
+    proc = run_cli(args, cwd=tmp_path)
+    for name in ARTIFACTS:
+        path = results / name
+        assert path.is_file() and path.stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    payload = json.loads((results / "results.json").read_text())
+    summary = payload["summary"]["PickCube"]
+    figures = numbers(payload["summary"]) + numbers(payload["cost"])
+    assert figures and all(math.isfinite(x) for x in figures)
+    assert set(summary["success"]) == {*ARMS, "real50"}
+    assert {"stamo", "backbone", "pixels", "goal_conditioned", "mean_baseline"} <= set(summary["probe"])
+    assert payload["config"]["seeds"] == [0] and payload["environment"]["packages"]["lerobot"]
+    assert any(c.startswith("lerobot-train") for cmds in payload["commands"].values() for c in cmds)
+    report = (results / "report.md").read_text()
+    assert "| `cotrain`: real + StaMo-labelled video |" in report and "84.6" in report
+    stages = sorted(p.name for p in (work / "stages").glob("*.json"))
+    assert len(stages) == stage_count(parse_args(TINY)), stages
+    assert "[20/20] cost" in proc.stderr + proc.stdout
+
+    # Resuming: every stage is read back, nothing is re-run, the report is the same.
+    before = (results / "results.json").read_text()
+    proc = run_cli(args, cwd=tmp_path)
+    assert (proc.stderr + proc.stdout).count("(cached)") == len(stages)
+    after = json.loads((results / "results.json").read_text())
+    assert after["summary"] == json.loads(before)["summary"]
+
+
+def test_bad_arguments_name_the_flag_and_the_fix(tmp_path):
+    with pytest.raises(StamoInputError, match="--tasks=Nope is not valid: choose from"):
+        parse_args(["--tasks", "Nope", "--configs_dir", str(REPO / "configs")])
+    with pytest.raises(
+        StamoInputError, match="--real_episodes=9 must be between 1 and the training episodes"
+    ):
+        parse_args(["--quick", "--real_episodes", "9", "--configs_dir", str(REPO / "configs")])
+    with pytest.raises(StamoInputError, match="run from the repository root or pass --configs_dir"):
+        parse_args(["--quick", "--configs_dir", str(tmp_path)])
