@@ -16,17 +16,20 @@ from servo_emulators import (  # noqa: E402
     write_calibration,
 )
 
+SERIAL_LATENCY_MS = 250
+
 
 @pytest.fixture(autouse=True)
 def _emulator_gets_its_turn(monkeypatch):
-    """The SDKs busy-poll the port for ~34 ms per packet; with Python's default 5 ms GIL switch interval and
-    LeRobot's writer threads, an emulator thread in the same process may not answer in time on a loaded
-    machine. Faster switching, and 100 ms instead of 16 ms of USB latency allowance in the SDKs' timeouts."""
+    """The SDKs busy-poll the port and time out after ~34 ms per packet; an emulator thread in the same process
+    (Python's default 5 ms GIL switch interval, LeRobot's writer threads) on a loaded shared machine may not
+    answer that fast. Faster switching, and 250 ms of latency allowance, here and in the CLIs the tests run."""
     import dynamixel_sdk.port_handler
     import scservo_sdk.port_handler
 
-    monkeypatch.setattr(dynamixel_sdk.port_handler, "LATENCY_TIMER", 100)
-    monkeypatch.setattr(scservo_sdk.port_handler, "LATENCY_TIMER", 100)
+    monkeypatch.setattr(dynamixel_sdk.port_handler, "LATENCY_TIMER", SERIAL_LATENCY_MS)
+    monkeypatch.setattr(scservo_sdk.port_handler, "LATENCY_TIMER", SERIAL_LATENCY_MS)
+    monkeypatch.setenv("STAMO_TEST_SERIAL_LATENCY_MS", str(SERIAL_LATENCY_MS))
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
     yield

@@ -2,13 +2,29 @@
 moves with each read, at the configured size. `stop_after` makes it stop delivering, like a pulled cable.
 
 The tests make LeRobot's own CLIs find it the way they find any plug-in: a `lerobot_camera_*` distribution on
-the Python path (see `plugin_path` in test_real_arms_cli.py)."""
+the Python path (see `plugin_path` in test_real_arms_cli.py). Being imported by those CLIs, it also applies
+`STAMO_TEST_SERIAL_LATENCY_MS` to the servo SDKs there (see `set_serial_latency`)."""
 
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 from lerobot.cameras import Camera, CameraConfig
+
+
+def set_serial_latency(ms: int) -> None:
+    """The SDKs allow 16 ms of USB-adapter latency per packet (a ~34 ms timeout). An emulator on a pseudo-terminal
+    of a loaded, shared test machine may not be scheduled that fast: allow `ms` instead."""
+    import dynamixel_sdk.port_handler
+    import scservo_sdk.port_handler
+
+    dynamixel_sdk.port_handler.LATENCY_TIMER = ms
+    scservo_sdk.port_handler.LATENCY_TIMER = ms
+
+
+if os.environ.get("STAMO_TEST_SERIAL_LATENCY_MS"):
+    set_serial_latency(int(os.environ["STAMO_TEST_SERIAL_LATENCY_MS"]))
 
 
 @CameraConfig.register_subclass("stamo_test")
