@@ -83,6 +83,10 @@ class ServoEmulator:
 
     # --- transport ----------------------------------------------------------------------------------
     def _serve(self) -> None:
+        try:  # a real servo answers within microseconds: don't queue behind a loaded machine's other processes
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+        except (OSError, AttributeError):  # not permitted (non-root): best effort
+            pass
         buffer = bytearray()
         while not self._stop.is_set():
             ready, _, _ = select.select([self._master], [], [], 0.02)
