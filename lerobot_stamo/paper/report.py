@@ -269,8 +269,8 @@ def markdown(payload: dict[str, Any]) -> str:
               f"{cost['chunks_per_s']['state']:.1f} | {PAPER['cost']['oft_stamo_hz']} Hz |",
               f"| ratio with / without | {cost['world_model_over_none']:.3f}x | "
               f"{1 / (1 - PAPER['cost']['slowdown']):.3f}x |",
-              f"| predict the 2-token future state (ms) | {cost['predict_tokens_ms']:.1f} | |",
-              f"| predict and decode it into an image, {cost['decode_steps']} steps (ms) | "
+              f"| trunk + world-model head: the 2-token future state (ms) | {cost['predict_tokens_ms']:.1f} | |",
+              f"| the same, decoded into an image, {cost['decode_steps']} steps (ms) | "
               f"{cost['predict_and_decode_image_ms']:.1f} | |",
               f"| labelling throughput (frames/s, both cameras) | {cost['label_frames_per_s']:.0f} | |", "",
               "## Reproduce", "", f"    {payload['command']}", "",
