@@ -59,6 +59,8 @@ class InterpolateConfig:
     output_dir: Path = Path("outputs/stamo_interpolate")
 
     def __post_init__(self) -> None:
+        if self.fps < 1:
+            raise ValueError(f"`--fps` (frames per second of the GIF) must be >= 1, got {self.fps}.")
         # Image files first: cheap to check, and no checkpoint is loaded for a run that would fail anyway.
         if self.images is not None and len(self.images) != 2:
             raise ValueError(f"`--images` takes exactly two files (start, goal), got {self.images}.")

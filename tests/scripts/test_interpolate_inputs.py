@@ -41,3 +41,10 @@ def test_console_script_last_line_names_the_text_file(tmp_path, images):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert "--images (goal)" in last and "notes.png is not an image file" in last, proc.stderr
+
+
+def test_gif_frame_rate_must_be_positive():
+    from lerobot_stamo.scripts.lerobot_stamo_interpolate import InterpolateConfig
+
+    with pytest.raises(ValueError, match="--fps"):
+        InterpolateConfig(fps=0)
