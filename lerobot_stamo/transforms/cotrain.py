@@ -33,7 +33,7 @@ import numpy as np
 from lerobot.utils.constants import DEFAULT_FEATURES
 from tqdm import tqdm
 
-from .labelling import LABELS_FILE, load_labels
+from .labelling import LABELS_FILE, MOTION_PREFIX, VALID_KEY, load_labels
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +221,12 @@ def _copy_episodes(source, dataset, features: dict[str, dict], real: bool) -> di
     """Appends every episode of `source` to `dataset` through LeRobot's writer.
 
     Robot frames keep their action and state; video frames get zero placeholders; the mask is 1 / 0.
-    Returns the `action` / `observation.state` values written (empty lists for video).
+    Returns the values written of the StaMo columns (and their validity) and, for robot frames, of the
+    action and the state.
     """
     cameras = set(source.meta.camera_keys)
     mask = np.array([1.0 if real else 0.0], np.float32)
-    written: dict[str, list[np.ndarray]] = {k: [] for k in _ROBOT_KEYS}
+    written: dict[str, list[np.ndarray]] = {}
     current = None
     for i in tqdm(range(len(source)), desc=f"Copying {'robot' if real else 'video'} frames", leave=False):
         row = source[i]
@@ -243,22 +244,33 @@ def _copy_episodes(source, dataset, features: dict[str, dict], real: bool) -> di
                 frame[key] = row[key].numpy().astype(spec["dtype"]).reshape(spec["shape"])
             else:
                 frame[key] = np.zeros(spec["shape"], dtype=spec["dtype"])
-            if real and key in written:
-                written[key].append(frame[key])
+            if key not in cameras and (
+                len(spec["shape"]) > 1 or key == VALID_KEY or (real and key in _ROBOT_KEYS)
+            ):
+                written.setdefault(key, []).append(frame[key])
         dataset.add_frame(frame)
     if current is not None:
         dataset.save_episode()
     return written
 
 
-def _real_stats(values: dict[str, list[np.ndarray]]) -> dict[str, dict]:
-    """Statistics of the robot frames' action and state (what LeRobot's normaliser reads)."""
+def _stats(values: dict[str, list[np.ndarray]]) -> dict[str, dict]:
+    """Per-dimension statistics of the columns written, as `lerobot-stamo-label` computes them.
+
+    Action and state: the robot frames only. StaMo columns: flattened to (frames, tokens * dim); motion over
+    the frames where it is defined.
+    """
     from lerobot.datasets.compute_stats import get_feature_stats
 
-    return {
-        k: get_feature_stats(np.stack(v).astype(np.float64), axis=0, keepdims=False)
-        for k, v in values.items()
-    }
+    valid = np.stack(values.pop(VALID_KEY)).reshape(-1).astype(bool)
+    stats = {}
+    for key, column in values.items():
+        x = np.stack(column).astype(np.float64)
+        x = x.reshape(len(x), -1)
+        stats[key] = get_feature_stats(
+            x[valid] if key.startswith(MOTION_PREFIX) else x, axis=0, keepdims=False
+        )
+    return stats
 
 
 def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
@@ -306,12 +318,14 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
         )
         robot = LeRobotDataset(robot_meta.repo_id, root=robot_root, episodes=real_eps, video_backend="pyav")
         video = LeRobotDataset(video_meta.repo_id, root=video_root, episodes=video_eps, video_backend="pyav")
-        real_values = _copy_episodes(robot, dataset, features, real=True)
-        _copy_episodes(video, dataset, features, real=False)
+        values = _copy_episodes(robot, dataset, features, real=True)
+        for key, column in _copy_episodes(video, dataset, features, real=False).items():
+            values[key] += column
         dataset.finalize()
         frames = {"robot": len(robot), "video": len(video)}
-        # LeRobot pooled the placeholders into the action/state stats: replace them with the robot frames'.
-        write_stats({**dataset.meta.stats, **_real_stats(real_values)}, dataset.root)
+        # LeRobot pooled the placeholders into the action/state stats, and reduces the StaMo columns'
+        # (tokens, dim) arrays to (dim,): replace them with per-dimension stats, action/state from robot frames.
+        write_stats({**dataset.meta.stats, **_stats(values)}, dataset.root)
         labels = dict(robot_labels)
         labels["source_repo_id"] = repo_id
         (dataset.root / LABELS_FILE).write_text(json.dumps(labels, indent=2, sort_keys=True))

@@ -113,6 +113,10 @@ def test_build_frames_mask_stats_and_metadata(cotrain, labelled_sim, labelled_vi
         np.testing.assert_allclose(ds.meta.stats[key]["mean"], real.mean(0), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(ds.meta.stats[key]["std"], real.std(0), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(ds.meta.stats[key]["min"], real.min(0), rtol=1e-6)
+    # the StaMo columns keep the labeller's per-dimension stats (tokens * dim) over every frame
+    states = np.stack(table["observation.stamo_state.front"]).astype(np.float64)
+    stats = ds.meta.stats["observation.stamo_state.front"]["mean"]
+    np.testing.assert_allclose(stats, states.reshape(len(states), -1).mean(0), atol=1e-5)
 
     # a video frame reads back with its cameras, latent motion and the mask off
     item = ds[n_real + 1]
