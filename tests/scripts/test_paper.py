@@ -43,7 +43,7 @@ def numbers(value) -> list[float]:
 def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     args = [cli("lerobot-stamo-paper"), *TINY, "--work_dir", str(work), "--results_dir", str(results)]
-    proc = run_cli(args, cwd=tmp_path)
+    proc = run_cli(args, cwd=tmp_path, timeout=1800)  # ~14 CLI launches: minutes on a busy 2-core machine
     for name in ARTIFACTS:
         path = results / name
         assert path.is_file() and path.stat().st_size > 0, name
