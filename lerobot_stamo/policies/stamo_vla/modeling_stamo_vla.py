@@ -661,7 +661,7 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
         """Per-sample terms whose batch mean is the mean over `mask`ed samples (0 without any), and that mean."""
         scale = mask.numel() / mask.sum().clamp_min(1)
         term = torch.where(mask, per_sample, torch.zeros_like(per_sample)) * scale
-        return term, float(term.mean())
+        return term, float(term.detach().mean())
 
     # ------------------------------------------------------------------ world model at inference
     @torch.no_grad()
