@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from cli_helpers import cli
 
 from lerobot_stamo import errors
@@ -218,25 +217,10 @@ ELSEWHERE = [
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, str]:
     """A tiny stamo checkpoint, a 2-episode dataset and damaged copies of both (placeholders of `Case.args`)."""
-    from lerobot.configs.types import FeatureType, PolicyFeature
-    from stamo_testing import CAMERAS, IMAGE_HW, record_square_dataset, tiny_policy_fields
-
-    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
-    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+    from stamo_testing import record_square_dataset, tiny_stamo_checkpoint
 
     tmp = tmp_path_factory.mktemp("errors")
-    config = StamoConfig(
-        **tiny_policy_fields(),
-        **write_tiny_pretrained(tmp / "parts", seed=0),
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={k: PolicyFeature(FeatureType.VISUAL, (3, IMAGE_HW, IMAGE_HW)) for k in CAMERAS},
-        output_features={},
-    )
-    torch.manual_seed(0)
-    ckpt = tmp / "ckpt"
-    StamoPolicy(config).save_pretrained(ckpt)
+    ckpt = tiny_stamo_checkpoint(tmp / "stamo").path
     record_square_dataset(tmp / "ds")
     for name in ("badjson", "truncated"):
         (tmp / name).mkdir()
@@ -250,10 +234,13 @@ def inputs(tmp_path_factory) -> dict[str, str]:
     (tmp / "notds").mkdir()
     (tmp / "notds" / "notes.txt").write_text("someone's file")
     (tmp / "frame.png").write_bytes(b"not a png")
-    names = ("ckpt", "ds", "badjson", "truncated", "notds", "run")
-    return {"tmp": str(tmp), "out": str(tmp / "out-console"), "png": str(tmp / "frame.png")} | {
-        n: str(tmp / n) for n in names
-    }
+    names = ("ds", "badjson", "truncated", "notds", "run")
+    return {
+        "tmp": str(tmp),
+        "out": str(tmp / "out-console"),
+        "png": str(tmp / "frame.png"),
+        "ckpt": str(ckpt),
+    } | {n: str(tmp / n) for n in names}
 
 
 def last_line(stderr: str) -> str:

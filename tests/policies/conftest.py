@@ -18,6 +18,7 @@ from stamo_testing import (  # noqa: E402
     record_square_dataset,
     square_frame,
     tiny_policy_fields,
+    tiny_stamo_checkpoint,
 )
 
 from lerobot_stamo.policies.stamo import StamoConfig  # noqa: E402
@@ -80,27 +81,9 @@ def square_batch() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="session")
-def stamo_ckpt(tmp_path_factory, tiny_pretrained):
+def stamo_ckpt(tmp_path_factory):
     """A tiny random `stamo` checkpoint folder for the simulated arm's two 64x64 cameras."""
-    from cli_helpers import SIM_IMAGE_HW
-
-    from lerobot_stamo.policies.stamo import StamoPolicy
-
-    config = StamoConfig(
-        **tiny_policy_fields(),
-        **tiny_pretrained,
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={
-            k: PolicyFeature(FeatureType.VISUAL, (3, SIM_IMAGE_HW, SIM_IMAGE_HW)) for k in CAMERAS
-        },
-        output_features={},
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("stamo") / "pretrained_model"
-    StamoPolicy(config).save_pretrained(path)
-    return path
+    return tiny_stamo_checkpoint(tmp_path_factory.mktemp("stamo")).path
 
 
 @pytest.fixture(scope="session")

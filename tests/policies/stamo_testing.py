@@ -1,10 +1,15 @@
-"""Helpers shared by the stamo policy tests (constants, a frame generator, a tiny dataset recorder)."""
+"""Helpers shared by the stamo policy tests (constants, a frame generator, a tiny dataset recorder, a tiny
+checkpoint writer)."""
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
+
+if TYPE_CHECKING:
+    from lerobot_stamo.policies.stamo import StamoPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAMERAS = (f"{OBS_IMAGES}.front", f"{OBS_IMAGES}.wrist")
@@ -65,3 +70,54 @@ def record_square_dataset(root: Path, episodes: int = 2, frames: int = 10):
         ds.save_episode()
     ds.finalize()
     return ds
+
+
+class TinyCheckpoint(NamedTuple):
+    """What `tiny_stamo_checkpoint` wrote: the checkpoint folder, the policy it holds and its part folders."""
+
+    path: Path
+    policy: "StamoPolicy"
+    parts: dict[str, str]
+
+
+def tiny_stamo_checkpoint(root: Path, seed: int = 0, train_batch: dict | None = None) -> TinyCheckpoint:
+    """Writes a tiny `stamo` checkpoint for two 64x64 cameras (`CAMERAS`) with `save_pretrained`.
+
+    Args:
+        root: Output folder; gets `parts/` (tiny DINOv2 + SD3 folders) and `pretrained_model/`.
+        seed: Seed of the parts and of the policy's random initialisation.
+        train_batch: If given, the policy takes 2 AdamW steps on it before it is saved, so its weights
+            differ from any fresh initialisation.
+
+    Returns:
+        The checkpoint folder, the (eval-mode) policy saved there and `{"backbone": ..., "decoder_path": ...}`.
+    """
+    import torch
+    from lerobot.configs.types import FeatureType, PolicyFeature
+
+    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
+    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+
+    root = Path(root)
+    parts = write_tiny_pretrained(root / "parts", seed=seed)
+    config = StamoConfig(
+        **tiny_policy_fields(),
+        **parts,
+        device="cpu",
+        push_to_hub=False,
+        reconstruction_on_save=False,
+        input_features={k: PolicyFeature(FeatureType.VISUAL, (3, IMAGE_HW, IMAGE_HW)) for k in CAMERAS},
+        output_features={},
+    )
+    torch.manual_seed(seed)
+    policy = StamoPolicy(config)
+    if train_batch is not None:
+        optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=1e-3)
+        for _ in range(2):
+            loss, _ = policy.forward(train_batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    path = root / "pretrained_model"
+    policy.eval().save_pretrained(path)
+    return TinyCheckpoint(path, policy, parts)

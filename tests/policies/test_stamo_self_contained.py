@@ -7,35 +7,9 @@ import shutil
 import pytest
 import torch
 from lerobot.configs import PreTrainedConfig
-from lerobot.configs.types import FeatureType, PolicyFeature
-from stamo_testing import CAMERAS, IMAGE_HW, tiny_policy_fields
+from stamo_testing import CAMERAS, tiny_stamo_checkpoint
 
-from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
-from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
-
-
-def _trained_checkpoint(root, square_batch):
-    """Writes fresh tiny parts under `root/parts`, trains 2 steps from them and saves `root/ckpt`."""
-    parts = write_tiny_pretrained(root / "parts", seed=3)
-    config = StamoConfig(
-        **tiny_policy_fields(),
-        **parts,
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={k: PolicyFeature(FeatureType.VISUAL, (3, IMAGE_HW, IMAGE_HW)) for k in CAMERAS},
-        output_features={},
-    )
-    torch.manual_seed(0)
-    policy = StamoPolicy(config)
-    optimizer = torch.optim.AdamW(policy.get_optim_params(), lr=1e-3)
-    for _ in range(2):
-        loss, _ = policy.forward(square_batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    policy.eval().save_pretrained(root / "ckpt")
-    return policy, parts
+from lerobot_stamo.policies.stamo import StamoPolicy
 
 
 def _encode_decode(policy, frames):
@@ -52,16 +26,16 @@ def test_moved_checkpoint_loads_without_its_parts(tmp_path, square_batch, stamo_
     )
 
     frames = square_batch[CAMERAS[0]]
-    policy, parts = _trained_checkpoint(tmp_path / "train", square_batch)
-    states, images = _encode_decode(policy, frames)
+    ckpt = tiny_stamo_checkpoint(tmp_path / "train", seed=3, train_batch=square_batch)
+    states, images = _encode_decode(ckpt.policy, frames)
 
-    saved = json.loads((tmp_path / "train" / "ckpt" / "config.json").read_text())
+    saved = json.loads((ckpt.path / "config.json").read_text())
     assert set(saved["part_configs"]) == {"backbone", "transformer", "vae", "scheduler"}
-    assert saved["backbone"] == parts["backbone"]  # provenance kept
+    assert saved["backbone"] == ckpt.parts["backbone"]  # provenance kept
     assert saved["part_configs"]["transformer"]["_class_name"] == "SD3Transformer2DModel"
 
     moved = tmp_path / "elsewhere" / "stamo_ckpt"
-    shutil.move(tmp_path / "train" / "ckpt", moved)
+    shutil.move(ckpt.path, moved)
     shutil.rmtree(tmp_path / "train" / "parts")
     monkeypatch.chdir(tmp_path / "elsewhere")
 
@@ -85,28 +59,28 @@ def test_moved_checkpoint_loads_without_its_parts(tmp_path, square_batch, stamo_
 
 
 def test_checkpoint_without_part_configs_loads_the_old_way(tmp_path, square_batch, caplog):
-    policy, _ = _trained_checkpoint(tmp_path, square_batch)
-    config_file = tmp_path / "ckpt" / "config.json"
+    ckpt = tiny_stamo_checkpoint(tmp_path, seed=3, train_batch=square_batch)
+    config_file = ckpt.path / "config.json"
     config = json.loads(config_file.read_text())
     del config["part_configs"]
     config_file.write_text(json.dumps(config))
 
     frames = square_batch[CAMERAS[1]]
-    loaded = StamoPolicy.from_pretrained(tmp_path / "ckpt")
+    loaded = StamoPolicy.from_pretrained(ckpt.path)
     assert "predates self-contained checkpoints" in caplog.text
-    assert torch.equal(policy.encode(frames), loaded.encode(frames))
+    assert torch.equal(ckpt.policy.encode(frames), loaded.encode(frames))
 
     shutil.rmtree(tmp_path / "parts")
     with pytest.raises(OSError, match="policy.backbone"):
-        StamoPolicy.from_pretrained(tmp_path / "ckpt")
+        StamoPolicy.from_pretrained(ckpt.path)
 
 
 def test_truncated_part_configs_name_the_missing_part(tmp_path, square_batch):
-    _trained_checkpoint(tmp_path, square_batch)
-    config_file = tmp_path / "ckpt" / "config.json"
+    ckpt = tiny_stamo_checkpoint(tmp_path, seed=3, train_batch=square_batch)
+    config_file = ckpt.path / "config.json"
     config = json.loads(config_file.read_text())
     del config["part_configs"]["vae"]
     config_file.write_text(json.dumps(config))
-    assert "vae" not in PreTrainedConfig.from_pretrained(tmp_path / "ckpt").part_configs
+    assert "vae" not in PreTrainedConfig.from_pretrained(ckpt.path).part_configs
     with pytest.raises(ValueError, match=r"lacks \['vae'\]"):
-        StamoPolicy.from_pretrained(tmp_path / "ckpt")
+        StamoPolicy.from_pretrained(ckpt.path)
