@@ -126,6 +126,8 @@ def plot_probe(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lerobot_stamo.transforms.probe import style_probe_axes
+
     tasks = list(summary)
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), dpi=120, squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -137,14 +139,7 @@ def plot_probe(summary: dict[str, Any], path: Path) -> None:
         for i, (label, cells, style) in enumerate(lines):
             ax.errorbar(ks, [cells[str(k)]["mean"] for k in ks], yerr=[cells[str(k)]["std"] for k in ks],
                         fmt=style, color="black" if style == ":" else f"C{i}", capsize=3, label=label)  # fmt: skip
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set_xlabel("horizon k (frames)")
-        ax.set_ylabel("held-out MSE (standardised)")
-        ax.set_ylim(bottom=0)
-        ax.set_title(f"Linear probe, {task}")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+        style_probe_axes(ax, ks, f"Linear probe, {task}", legend=task == tasks[-1])
     fig.tight_layout()
     _savefig(fig, path)
     plt.close(fig)

@@ -570,6 +570,28 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def style_probe_axes(ax, ks: list[int], title: str, legend: bool = True) -> None:
+    """Styles the axes of an MSE-vs-horizon probe plot (log2 horizons; MSE from 0), the legend outside right.
+
+    Shared by `plot` and the paper report's per-task probe plot (`lerobot_stamo.paper.report.plot_probe`).
+
+    Args:
+        ax: The matplotlib `Axes` the lines are drawn on.
+        ks: The horizons (x ticks).
+        title: The axes' title.
+        legend: Whether these axes carry the legend (one per figure).
+    """
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("horizon k (frames)")
+    ax.set_ylabel("held-out MSE (standardised actions)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+
+
 def plot(report: dict[str, Any], path: Path) -> None:
     """MSE vs horizon, one line per representation (solid: linear probe, dashed: MLP), std as error bars."""
     import matplotlib
@@ -595,14 +617,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
                 capsize=3,
                 label=f"{LABELS[name]} ({kind})",
             )
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ks, [str(k) for k in ks])
-    ax.set_xlabel("horizon k (frames)")
-    ax.set_ylabel("held-out MSE (standardised actions)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"Probing latent actions: {report['dataset']['camera']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    style_probe_axes(ax, ks, f"Probing latent actions: {report['dataset']['camera']}")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
