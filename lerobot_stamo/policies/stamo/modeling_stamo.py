@@ -13,6 +13,7 @@ SD3 decoder (`decoder.py`) trained with the flow-matching loss.
 """
 
 import copy
+import functools
 import json
 import logging
 import shutil
@@ -53,6 +54,15 @@ def _log_to_wandb(image_path: Path, metrics: dict[str, float]) -> None:
             | {f"stamo/{k}": v for k, v in metrics.items()},
             commit=False,
         )
+
+
+@functools.cache
+def _warn_train_backbone() -> None:
+    """Warns once per process: a run builds the model several times (training, evaluation, labelling, ...)."""
+    logger.warning(
+        "policy.train_backbone=true: the backbone is trained. The paper keeps DINOv2 frozen; this is "
+        "meant for the tiny preset's random backbone (and rules out caching backbone features)."
+    )
 
 
 def _check_count(value: Any, name: str, minimum: int, why: str = "") -> None:
@@ -128,10 +138,7 @@ class StamoAutoencoder(nn.Module):
 
         compute_dtype = _DTYPES[config.dtype]
         if config.train_backbone:
-            logger.warning(
-                "policy.train_backbone=true: the backbone is trained. The paper keeps DINOv2 frozen; this is "
-                "meant for the tiny preset's random backbone (and rules out caching backbone features)."
-            )
+            _warn_train_backbone()
             if config.gradient_checkpointing and self.backbone.supports_gradient_checkpointing:
                 self.backbone.gradient_checkpointing_enable()
         else:
