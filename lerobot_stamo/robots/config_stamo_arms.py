@@ -10,6 +10,7 @@ files) with defaults that line up with the simulated arm (`stamo_so101` env) and
 - the control-loop safety settings of `StamoArmConfig` (see `lerobot_stamo.robots.safety`).
 """
 
+import json
 from dataclasses import dataclass, field
 
 from lerobot.cameras import CameraConfig
@@ -19,6 +20,8 @@ from lerobot.robots.koch_follower import KochFollowerConfig
 from lerobot.robots.so_follower import SOFollowerRobotConfig
 from lerobot.teleoperators.config import TeleoperatorConfig
 from lerobot.teleoperators.koch_leader import KochLeaderConfig
+
+from lerobot_stamo.errors import explain_config_errors
 
 # Camera names of the simulated arm (`lerobot_stamo.envs.so101_sim.CAMERA_NAMES`), which the policies read.
 STAMO_CAMERAS: tuple[str, ...] = ("front", "wrist")
@@ -61,7 +64,8 @@ class StamoArmConfig:
             raise ValueError(
                 f"{robot_type}: the policy reads camera(s) {missing} but --robot.cameras only has "
                 f"{sorted(cameras)}. Add them to --robot.cameras (names as in the dataset the policy was trained "
-                f"on), or set --robot.required_cameras='{sorted(cameras)}' for a policy trained without them."
+                f"on), or set --robot.required_cameras='{json.dumps(sorted(cameras))}' for a policy trained without "
+                "them."
             )
         limit = self.max_relative_target
         if isinstance(limit, int):  # LeRobot's clamp checks `isinstance(x, float)`: "5" would fail mid-run
@@ -83,6 +87,7 @@ class StamoSO100Config(StamoArmConfig, SOFollowerRobotConfig):
     max_relative_target: float | dict[str, float] | None = DEFAULT_MAX_RELATIVE_TARGET
     use_degrees: bool = True
 
+    @explain_config_errors  # the message reaches the console's last line, not draccus' "Couldn't instantiate"
     def __post_init__(self):
         super().__post_init__()
         self.validate_arm(self.type)
@@ -99,6 +104,7 @@ class StamoKochConfig(StamoArmConfig, KochFollowerConfig):
     max_relative_target: float | dict[str, float] | None = DEFAULT_MAX_RELATIVE_TARGET
     use_degrees: bool = True
 
+    @explain_config_errors  # the message reaches the console's last line, not draccus' "Couldn't instantiate"
     def __post_init__(self):
         super().__post_init__()
         self.validate_arm(self.type)
