@@ -1,15 +1,19 @@
-"""End-to-end control loop on the emulated SO-101 (`stamo_so100`) with a `compact` `stamo_vla` on this CPU.
+"""End-to-end control loop: LeRobot's own `lerobot-rollout` drives the emulated SO-101 (`stamo_so100`) with a
+`compact` `stamo_vla` on this CPU, with synchronous inference and with real-time chunking.
 
-The real LeRobot Feetech bus talks to the servo emulator of `tests/robots` (in a child process, over a
-pseudo-terminal), two fake 640x480 cameras stand in for the OpenCV ones (their reads cost what a threaded
-OpenCV camera's `read_latest` costs: a copy), and the loop is LeRobot's synchronous one: observation ->
-`predict_action` (pre-processor, `select_action` with its action queue, post-processor) -> `send_action`
-(clipping, `max_relative_target` read, sync write) -> sleep to the period. Reports the achieved rate against
-the target and the share of each period spent in inference, cameras and the bus. Random weights of the
-`configs/stamo_vla_compact_sim.json` architecture (speed does not depend on their values), frames resized
-to 224x224 by the policy's pre-processor.
+`lerobot-rollout --strategy.type=base` runs in this process, unchanged (its base strategy's loop: observation ->
+inference engine -> `send_action` -> sleep to the period), once with `--inference.type=sync` (the chunk is
+computed inside the tick that empties the action queue) and once with `--inference.type=rtc` (a background
+thread computes the next chunk while the queue still holds actions; `stamo_vla` continues the queued actions,
+see `StamoVLAPolicy.predict_action_chunk`). The real LeRobot Feetech bus talks to the servo emulator of
+`tests/robots` (in a child process, over a pseudo-terminal); two fake 640x480 cameras (the test camera
+plug-in) cost what a threaded OpenCV camera's `read_latest` costs, a copy. Random weights of the
+`configs/stamo_vla_compact_sim.json` architecture (speed does not depend on their values), frames resized to
+224x224 by the policy's pre-processor. Figures come from the arm's own per-tick timing (`ControlTiming`: late
+ticks as LeRobot's loop counts them, observation-to-action time) plus timers on the bus, the cameras and
+`predict_action_chunk`.
 
-    .venv/bin/python benchmarks/bench_control_loop.py [--seconds 20] [--fps 30] [--threads 2]
+    .venv/bin/python benchmarks/bench_control_loop.py [--seconds 20] [--fps 30] [--threads 2] [--modes sync,rtc]
 
 Writes benchmarks/results/control_loop.{json,md}.
 """
@@ -27,17 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from lerobot.common.control_utils import predict_action
 from lerobot.configs.types import FeatureType, PolicyFeature
-from lerobot.policies.utils import make_robot_action
-from lerobot.utils.constants import ACTION, OBS_STATE, OBS_STR
-from lerobot.utils.feature_utils import build_dataset_frame, hw_to_dataset_features
-from lerobot.utils.robot_utils import precise_sleep
+from lerobot.utils.constants import ACTION, OBS_STATE
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "robots"))  # the servo emulator and the fake camera plug-in
 
-from lerobot_camera_stamo_test import StamoTestCameraConfig, set_serial_latency  # noqa: E402
+import lerobot_camera_stamo_test  # noqa: E402, F401  (registers the `stamo_test` camera type)
+from lerobot_camera_stamo_test import set_serial_latency  # noqa: E402
 from servo_emulators import FeetechEmulator, so_calibration, write_calibration  # noqa: E402
 
 from lerobot_stamo.policies.stamo_vla import (  # noqa: E402
@@ -45,7 +46,7 @@ from lerobot_stamo.policies.stamo_vla import (  # noqa: E402
     StamoVLAPolicy,
     make_stamo_vla_pre_post_processors,
 )
-from lerobot_stamo.robots import StamoSO100, StamoSO100Config  # noqa: E402
+from lerobot_stamo.robots import StamoSO100  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 POLICY_CONFIG = REPO / "configs" / "stamo_vla_compact_sim.json"
@@ -57,10 +58,14 @@ def serve_emulator(conn) -> None:
     """Child process: one emulated arm until the parent closes the pipe."""
     emulator = FeetechEmulator.with_calibration(so_calibration())
     conn.send(emulator.port)
-    conn.recv()  # blocks until the parent is done (EOFError on close)
+    try:
+        conn.recv()  # blocks until the parent is done
+    except EOFError:  # the parent closed the pipe: the benchmark is over
+        pass
+    emulator.close()
 
 
-def make_policy(height: int, width: int):
+def save_policy(path: Path, height: int, width: int) -> StamoVLAConfig:
     fields = json.loads(POLICY_CONFIG.read_text())["policy"]
     fields = {k: v for k, v in fields.items() if k not in ("type", "optimizer_lr", "optimizer_lr_backbone")}
     fields = {k: v for k, v in fields.items() if not k.startswith("scheduler")}
@@ -80,132 +85,170 @@ def make_policy(height: int, width: int):
         ACTION: {"mean": torch.zeros(6), "std": torch.full((6,), 2.0)},
     }
     pre, post = make_stamo_vla_pre_post_processors(config, stats)
-    return policy, pre, post
+    for part in (policy, pre, post):
+        part.save_pretrained(path)
+    return config
 
 
 class Timer:
-    """Wraps callables and adds their wall time to a per-tick bucket."""
+    """Wraps callables and records the wall time of each call in a bucket (thread-safe enough: list appends)."""
 
     def __init__(self):
-        self.tick: dict[str, float] = {}
+        self.samples: dict[str, list[float]] = {}
 
     def wrap(self, bucket: str, fn):
+        samples = self.samples.setdefault(bucket, [])
+
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.tick[bucket] = self.tick.get(bucket, 0.0) + time.perf_counter() - start
+                samples.append(time.perf_counter() - start)
 
         return timed
 
 
+def run_rollout(mode: str, args, port: str, calibration_dir: Path, policy_dir: Path, timers: Timer) -> dict:
+    """One `lerobot-rollout` of `args.seconds` in this process; returns the arm's figures for the run."""
+    from lerobot.scripts.lerobot_rollout import rollout
+
+    arms: list[StamoSO100] = []
+    connect = StamoSO100.connect
+
+    def connect_and_time(self, calibrate: bool = True) -> None:
+        connect(self, calibrate)
+        arms.append(self)
+        self.bus.sync_read = timers.wrap("bus", self.bus.sync_read)
+        self.bus.sync_write = timers.wrap("bus", self.bus.sync_write)
+        for camera in self.cameras.values():
+            camera.read_latest = timers.wrap("cameras", camera.read_latest)
+
+    cameras = {
+        c: {"type": "stamo_test", "width": args.width, "height": args.height, "fps": args.fps}
+        for c in CAMERAS
+    }
+    inference = ["--inference.type=sync"]
+    if mode == "rtc":  # the next chunk once half of the queue is left, blended in over the next 5 actions
+        inference = [
+            "--inference.type=rtc",
+            "--inference.queue_threshold=10",
+            "--inference.rtc.execution_horizon=5",
+        ]
+    argv = ["lerobot-rollout", f"--policy.path={policy_dir}", "--robot.type=stamo_so100", f"--robot.port={port}",
+            "--robot.id=arm", f"--robot.calibration_dir={calibration_dir}", f"--robot.cameras={json.dumps(cameras)}",
+            "--strategy.type=base", f"--duration={args.seconds}", f"--fps={args.fps}", f"--task={TASK}",
+            "--device=cpu", "--return_to_initial_position=false", *inference]  # fmt: skip
+    StamoSO100.connect = connect_and_time
+    sys.argv, started = argv, time.perf_counter()
+    try:
+        rollout()
+    finally:
+        StamoSO100.connect = connect
+    elapsed = time.perf_counter() - started
+    segments = arms[0].timing.segments
+    ticks = sum(s["ticks"] for s in segments)
+    late = [hz for s in segments for hz in s["late_hz"]]
+    io = [t for s in segments for t in s["io_s"]]
+    policy = [t for s in segments for t in s["policy_s"]]
+    chunks = timers.samples.get("chunk", [])
+    period = 1.0 / args.fps
+    return {
+        "inference": mode,
+        "actions_sent_per_s": ticks / args.seconds,
+        "ticks": ticks,
+        "late_ticks": len(late),
+        "slowest_tick_hz": min(late) if late else None,
+        "observation_to_action_ms": {
+            "median": 1e3 * statistics.median(policy),
+            "max": 1e3 * max(policy),
+        },
+        "robot_io_ms_median": 1e3 * statistics.median(io),
+        "cameras_ms_per_tick": 1e3 * sum(timers.samples.get("cameras", [])) / max(ticks, 1),
+        "bus_ms_per_tick": 1e3 * sum(timers.samples.get("bus", [])) / max(ticks, 1),
+        "chunk_inference_ms_median": 1e3 * statistics.median(chunks) if chunks else None,
+        "chunks": len(chunks),
+        "share_of_period": {
+            "observation_to_action": statistics.fmean(policy) / period,
+            "cameras": sum(timers.samples.get("cameras", [])) / max(ticks, 1) / period,
+            "bus": sum(timers.samples.get("bus", [])) / max(ticks, 1) / period,
+        },
+        "rollout_wall_s": elapsed,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--modes", default="sync,rtc")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
     parent, child = multiprocessing.get_context("spawn").Pipe()
     process = multiprocessing.get_context("spawn").Process(target=serve_emulator, args=(child,), daemon=True)
     process.start()
     port = parent.recv()
     set_serial_latency(250)  # only the timeout of a lost packet: on a loaded machine the handshake may wait
-    calibration_dir = Path(tempfile.mkdtemp(prefix="bench_control_loop_"))
-    write_calibration(so_calibration(), calibration_dir, "arm")
-    cameras = {c: StamoTestCameraConfig(width=args.width, height=args.height, fps=args.fps) for c in CAMERAS}
-    robot = StamoSO100(
-        StamoSO100Config(port=port, id="arm", calibration_dir=calibration_dir, cameras=cameras)
-    )
-    policy, pre, post = make_policy(args.height, args.width)
-    features = hw_to_dataset_features(robot.observation_features, OBS_STR) | hw_to_dataset_features(
-        robot.action_features, ACTION
-    )
-
-    robot.connect()
-    timer = Timer()
-    robot.bus.sync_read = timer.wrap("bus", robot.bus.sync_read)
-    robot.bus.sync_write = timer.wrap("bus", robot.bus.sync_write)
-    for camera in robot.cameras.values():
-        camera.read_latest = timer.wrap("cameras", camera.read_latest)
-    period = 1.0 / args.fps
-    ticks: list[dict[str, float]] = []
+    work = Path(tempfile.mkdtemp(prefix="bench_control_loop_"))
+    write_calibration(so_calibration(), work / "calibration", "arm")
+    config = save_policy(work / "policy", args.height, args.width)
+    chunk = StamoVLAPolicy.predict_action_chunk
+    runs = []
     try:
-        for _ in range(3):  # warm-up: first chunks allocate
-            frame = build_dataset_frame(features, robot.get_observation(), prefix=OBS_STR)
-            predict_action(frame, policy, torch.device("cpu"), pre, post, False, TASK, robot.name)
-        policy.reset()
-        loop_start = time.perf_counter()
-        while time.perf_counter() - loop_start < args.seconds:
-            tick_start = time.perf_counter()
-            timer.tick = {}
-            frame = build_dataset_frame(features, robot.get_observation(), prefix=OBS_STR)
-            t = time.perf_counter()
-            action = predict_action(frame, policy, torch.device("cpu"), pre, post, False, TASK, robot.name)
-            inference = time.perf_counter() - t
-            robot.send_action(make_robot_action(action, features))
-            busy = time.perf_counter() - tick_start
-            ticks.append({"inference": inference, **timer.tick, "busy": busy})
-            precise_sleep(max(period - busy, 0.0))
-            ticks[-1]["period"] = time.perf_counter() - tick_start
-        elapsed = time.perf_counter() - loop_start
+        for mode in args.modes.split(","):
+            timers = Timer()
+            StamoVLAPolicy.predict_action_chunk = timers.wrap("chunk", chunk)
+            runs.append(run_rollout(mode, args, port, work / "calibration", work / "policy", timers))
     finally:
-        robot.disconnect()
+        StamoVLAPolicy.predict_action_chunk = chunk
         parent.close()
         process.join(timeout=5)
 
-    n = len(ticks)
-    mean = {
-        k: statistics.fmean(t.get(k, 0.0) for t in ticks) for k in ("inference", "cameras", "bus", "busy")
-    }
-    chunk_ticks = [t["inference"] for t in ticks if t["inference"] > 0.5 * max(x["inference"] for x in ticks)]
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "policy": f"{POLICY_CONFIG.relative_to(REPO)} (compact, random weights), resize 224x224, "
-        f"chunk_size {policy.config.chunk_size}, n_action_steps {policy.config.n_action_steps}",
+        f"chunk_size {config.chunk_size}, n_action_steps {config.n_action_steps}",
         "cameras": f"2 x {args.width}x{args.height} (fake, threaded-camera cost)",
         "target_hz": args.fps,
-        "achieved_hz": n / elapsed,
-        "ticks": n,
-        "late_ticks": sum(t["busy"] > period for t in ticks),
-        "mean_ms": {k: 1e3 * v for k, v in mean.items()},
-        "share_of_period": {k: v / period for k, v in mean.items() if k != "busy"},
-        "inference_ms_on_chunk_ticks": 1e3 * statistics.median(chunk_ticks),
-        "inference_ms_on_queue_ticks": 1e3
-        * statistics.median([t["inference"] for t in ticks if t["inference"] not in chunk_ticks] or [0.0]),
-        "max_tick_ms": 1e3 * max(t["busy"] for t in ticks),
-        "run_time_s": time.perf_counter() - started,
+        "seconds": args.seconds,
+        "runs": runs,
         "load_average_1min": os.getloadavg()[0],  # a shared machine: other jobs' load is in the figures
     }
     RESULTS.mkdir(exist_ok=True)
     tmp = RESULTS / "control_loop.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(RESULTS / "control_loop.json")
-    share = result["share_of_period"]
     md = [
-        f"# Control loop on the emulated SO-101 ({result['machine']})",
+        f"# Control loop: `lerobot-rollout` on the emulated SO-101 ({result['machine']})",
         "",
-        f"{result['date']}; {result['policy']}; cameras {result['cameras']}; {n} ticks in {elapsed:.1f} s; "
-        f"1-minute load average {result['load_average_1min']:.1f} on this {os.cpu_count()}-CPU machine "
-        "(other jobs' load is in the figures).",
+        f"{result['date']}; {result['policy']}; cameras {result['cameras']}; {args.seconds} s per run at "
+        f"{args.fps} Hz; 1-minute load average {result['load_average_1min']:.1f} on this {os.cpu_count()}-CPU "
+        "machine (other jobs' load is in the figures).",
         "",
-        "| target | achieved | late ticks | inference | cameras | bus | busy per tick | worst tick |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {args.fps} Hz | {result['achieved_hz']:.1f} Hz | {result['late_ticks']} / {n} | "
-        f"{result['mean_ms']['inference']:.1f} ms ({share['inference']:.0%}) | {result['mean_ms']['cameras']:.1f} ms "
-        f"({share['cameras']:.0%}) | {result['mean_ms']['bus']:.1f} ms ({share['bus']:.0%}) | "
-        f"{result['mean_ms']['busy']:.1f} ms | {result['max_tick_ms']:.0f} ms |",
+        "| inference | actions sent | late ticks | observation to action (median / max) | cameras | bus | chunk |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        o, share = r["observation_to_action_ms"], r["share_of_period"]
+        chunk_ms = f"{r['chunk_inference_ms_median']:.0f} ms x {r['chunks']}" if r["chunks"] else "-"
+        md.append(
+            f"| {r['inference']} | {r['actions_sent_per_s']:.1f} /s | {r['late_ticks']} / {r['ticks']} | "
+            f"{o['median']:.1f} / {o['max']:.0f} ms ({share['observation_to_action']:.0%}) | "
+            f"{r['cameras_ms_per_tick']:.1f} ms ({share['cameras']:.0%}) | {r['bus_ms_per_tick']:.1f} ms "
+            f"({share['bus']:.0%}) | {chunk_ms} |"
+        )
+    md += [
         "",
-        f"Inference is paid once per chunk: {result['inference_ms_on_chunk_ticks']:.0f} ms on a chunk tick, "
-        f"{result['inference_ms_on_queue_ticks']:.1f} ms when the action queue serves the step (medians). Shares "
-        "are of the period (mean per tick); the bus is 2 sync reads (state, `max_relative_target`) and 1 sync "
-        "write per tick on a pseudo-terminal (a USB serial adapter adds its latency).",
+        "Shares are of the period (mean per tick). `chunk`: median time of one `predict_action_chunk` and how many "
+        "ran; with `sync` it is paid inside the tick that empties the queue, with `rtc` in a background thread. "
+        "The bus is 2 sync reads (state, `max_relative_target`) and 1 sync write per tick on a pseudo-terminal (a "
+        "USB serial adapter adds its latency).",
     ]
     (RESULTS / "control_loop.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -13,6 +13,8 @@ loop drives it (`lerobot-record`, `lerobot-rollout`, LeRobot's async robot clien
   after the bus opened closes everything again with torque off; an arm still connected when the process
   exits (an error before a loop's teardown) is disconnected, torque off; SIGTERM becomes KeyboardInterrupt,
   so `lerobot-record` finalises the dataset as on Ctrl-C.
+- Timing: `ControlTiming` (`timing.py`) turns LeRobot's per-tick "running slower" and `max_relative_target`
+  warnings into one line and one summary per episode, with the measured figures.
 - `get_observation`: a failing motor read is retried by the bus, then reuses the last reading, and stops the
   run (`ArmSafetyError`) once it failed `max_failed_reads` times in a row; a camera that stops delivering
   frames stops the run. LeRobot's teardown then returns to the start pose (`--return_to_initial_position`)
@@ -25,9 +27,12 @@ import logging
 import math
 import signal
 import threading
+import time
 from typing import Any
 
 from lerobot.robots.utils import ensure_safe_goal_position
+
+from .timing import ControlTiming
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ class StamoArmMixin:
         self._nonfinite_streak = 0
         self._failed_reads = 0
         self._previous_sigterm: Any = None
+        self.timing: ControlTiming | None = None
 
     # --- connect / disconnect -------------------------------------------------------------------------
     def connect(self, calibrate: bool = True) -> None:
@@ -82,6 +88,8 @@ class StamoArmMixin:
         self._nonfinite_streak = self._failed_reads = 0
         self._install_sigterm_handler()
         atexit.register(self._disconnect_at_exit)
+        self.timing = ControlTiming(str(self))
+        self.timing.install()
         logger.info(f"{self} joint limits (calibrated): {self.joint_limits}")
 
     def _check_required_cameras(self) -> None:
@@ -125,6 +133,8 @@ class StamoArmMixin:
     def disconnect(self) -> None:
         atexit.unregister(self._disconnect_at_exit)
         self._restore_sigterm_handler()
+        if self.timing is not None:
+            self.timing.close()  # kept: `timing.segments` holds the run's figures
         if self.fault:
             logger.error(f"{self} stopped the run: {self.fault}")
         try:
@@ -166,6 +176,7 @@ class StamoArmMixin:
             return super().get_observation()  # LeRobot's not-connected error
         if self._bus_fault:
             self._stop(f"the motor bus failed earlier ({self.fault}); reconnect the arm.", bus_fault=True)
+        started = time.perf_counter()
         try:
             positions = self._read_positions()
             self._failed_reads = 0
@@ -189,6 +200,8 @@ class StamoArmMixin:
                     f"camera '{name}' stopped delivering frames ({type(e).__name__}: {e}). Check its cable "
                     f"and that no other program uses it, then run again."
                 )
+        if self.timing is not None:
+            self.timing.observed(started)
         return observation
 
     # --- action ---------------------------------------------------------------------------------------
@@ -198,6 +211,7 @@ class StamoArmMixin:
             return super().send_action(action)  # LeRobot's not-connected error
         if self._bus_fault:
             self._stop(f"motion refused: the motor bus failed earlier ({self.fault}).", bus_fault=True)
+        started = self.timing.acting() if self.timing is not None else 0.0
         goal = {k.removesuffix(".pos"): float(v) for k, v in action.items() if k.endswith(".pos")}
         unknown = sorted(set(goal) - set(self.bus.motors))
         if unknown:
@@ -223,6 +237,8 @@ class StamoArmMixin:
             self._last_goal = {**(self._last_goal or {}), **sent}
         sent_action = {f"{motor}.pos": value for motor, value in sent.items()}
         action.update(sent_action)
+        if self.timing is not None:
+            self.timing.sent(started)
         return sent_action
 
     def _safe_goal(self, goal: dict[str, float]) -> dict[str, float]:

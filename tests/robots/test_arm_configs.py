@@ -36,3 +36,6 @@ def test_rollout_config(arm, robot_cls, tmp_path, monkeypatch):
     assert isinstance(cfg.robot, robot_cls) and cfg.robot.max_relative_target == 5.0
     assert cfg.strategy.type == "episodic" and cfg.dataset.repo_id.split("/")[-1].startswith("rollout_")
     assert cfg.return_to_initial_position and cfg.task == cfg.dataset.single_task
+    # Chunks computed in the background (real-time chunking): the loop holds 30 Hz on a CPU.
+    assert cfg.inference.type == "rtc" and cfg.inference.queue_threshold == 10
+    assert cfg.inference.rtc.execution_horizon == 5

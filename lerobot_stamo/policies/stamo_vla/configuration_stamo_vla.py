@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.optim import AdamWConfig, CosineDecayWithWarmupSchedulerConfig
+from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.utils.constants import OBS_STATE
 
 from lerobot_stamo.errors import explain_config_errors
@@ -57,6 +58,9 @@ class StamoVLAConfig(PreTrainedConfig):
             `predict_future` into images.
         world_model_targets_from: `labels` (the dataset's StaMo columns), `encoder` (encode frames t and t+k
             with `stamo_path` in the preprocessor) or `auto` (`encoder` when `stamo_path` is set).
+        rtc_config: Real-time chunking, set by `lerobot-rollout --inference.type=rtc` (the next chunk is
+            computed in a background thread and continues the actions still queued; see
+            `StamoVLAPolicy.predict_action_chunk`). None for `lerobot-eval` and synchronous rollouts.
         world_model_cameras: Cameras whose StaMo states are predicted (default: every camera with labelled
             columns, or the `stamo` checkpoint's cameras).
     """
@@ -114,6 +118,8 @@ class StamoVLAConfig(PreTrainedConfig):
     stamo_revision: str | None = None
     world_model_targets_from: str = "auto"
     world_model_cameras: list[str] | None = None
+    # Real-time chunking (`lerobot-rollout --inference.type=rtc` sets it).
+    rtc_config: RTCConfig | None = None
     # Filled by `validate_features`: the StaMo columns of a labelled dataset (targets, never model inputs).
     target_features: dict[str, PolicyFeature] = field(default_factory=dict)
 

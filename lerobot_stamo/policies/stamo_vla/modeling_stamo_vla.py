@@ -30,6 +30,7 @@ import torchvision
 from huggingface_hub import ModelCard
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.policies.rtc.modeling_rtc import RTCProcessor
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -555,12 +556,57 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
                     "`lerobot-dataset-viz`) and drop or repair the frames."
                 )
 
+    def supports_rtc(self) -> bool:
+        """`lerobot-rollout --inference.type=rtc` may compute chunks in a background thread."""
+        return True
+
     @torch.no_grad()
-    def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
-        """A normalised action chunk (B, chunk_size, action_dim) in one pass; the world-model head is not run."""
+    def predict_action_chunk(
+        self,
+        batch: dict[str, Tensor],
+        inference_delay: int = 0,
+        prev_chunk_left_over: Tensor | None = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        """A normalised action chunk (B, chunk_size, action_dim) in one pass; the world-model head is not run.
+
+        Under real-time chunking (`config.rtc_config` enabled, as `lerobot-rollout --inference.type=rtc` sets
+        it), the chunk continues `prev_chunk_left_over`, the normalised actions of the previous chunk not yet
+        executed when this observation was taken: see `_continue_chunk`.
+        """
         self.eval()
         self._check_batch(batch, training=False)
-        return self.model.action_head(self.model.query_states(batch))
+        chunk = self.model.action_head(self.model.query_states(batch))
+        rtc = self.config.rtc_config
+        if prev_chunk_left_over is not None and rtc is not None and rtc.enabled:
+            chunk = self._continue_chunk(chunk, prev_chunk_left_over, inference_delay)
+        return chunk
+
+    def _continue_chunk(self, chunk: Tensor, previous: Tensor, delay: int) -> Tensor:
+        """Real-time chunking for a regression head: the new chunk takes over from the previous one smoothly.
+
+        LeRobot's flow-matching policies inpaint the previous chunk's unexecuted prefix by guided denoising; a
+        one-pass regression head has nothing to guide, so the prefix is blended in with the same prefix weights
+        (`RTCProcessor.get_prefix_weights`, `rtc_config.prefix_attention_schedule`): the `delay` actions that
+        run while this chunk is computed are the previous chunk's (weight 1), the following ones move from the
+        previous chunk to the new one until `execution_horizon`, the rest are the new chunk's. Without this,
+        a chunk switch is a jump between two independent predictions.
+        """
+        previous = previous.to(chunk).reshape(-1, *previous.shape[-2:])[..., : chunk.shape[-1]]
+        # LeRobot pads the leftover with zero rows up to `execution_horizon`: they are not actions.
+        rows = previous.ne(0).any(dim=-1).any(dim=0).nonzero()
+        horizon = min(
+            self.config.rtc_config.execution_horizon, chunk.shape[1], int(rows.max()) + 1 if len(rows) else 0
+        )
+        if horizon == 0:
+            return chunk
+        weights = RTCProcessor(self.config.rtc_config).get_prefix_weights(
+            min(delay, horizon), horizon, chunk.shape[1]
+        )
+        weights = weights.to(chunk).view(1, -1, 1)
+        prefix = torch.zeros_like(chunk)
+        prefix[:, :horizon] = previous[:, :horizon]
+        return weights * prefix + (1 - weights) * chunk
 
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
