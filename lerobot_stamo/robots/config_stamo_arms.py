@@ -40,7 +40,22 @@ def default_cameras() -> dict[str, CameraConfig]:
 
 @dataclass(kw_only=True)
 class StamoArmConfig:
-    """Safety settings shared by the plug-in's arms (see `lerobot_stamo.robots.safety.StamoArmMixin`)."""
+    """Defaults and safety settings shared by the plug-in's arms (see `safety.StamoArmMixin`).
+
+    A mixin placed before LeRobot's follower config (`class X(StamoArmConfig, SOFollowerRobotConfig)`): its
+    first three fields override the follower's defaults in place (same position, still positional), the
+    safety settings come after the follower's fields, keyword-only; `__post_init__` runs the follower's, then
+    `validate_arm`.
+    """
+
+    # Cameras (default: `front` on video device 0, `wrist` on 1, 640x480 at 30 fps).
+    cameras: dict[str, CameraConfig] = field(default_factory=default_cameras, kw_only=False)
+    # Degrees (gripper: percent) a joint target may move from the present position in one control step.
+    max_relative_target: float | dict[str, float] | None = field(
+        default=DEFAULT_MAX_RELATIVE_TARGET, kw_only=False
+    )
+    # Joints in degrees (gripper 0..100), like the simulated arm.
+    use_degrees: bool = field(default=True, kw_only=False)
 
     # Cameras the policy reads. Each must be configured (checked when the config is parsed) and deliver a frame
     # when the robot connects (checked before the first control step). `[]` for a policy without cameras.
@@ -56,6 +71,11 @@ class StamoArmConfig:
     # Turn a Ctrl-C-less stop (SIGTERM, e.g. `kill` or a job scheduler) into KeyboardInterrupt, so that LeRobot's
     # `lerobot-record` finalises the dataset and disconnects (torque off) as it does on Ctrl-C.
     handle_sigterm: bool = True
+
+    @explain_config_errors  # the message reaches the console's last line, not draccus' "Couldn't instantiate"
+    def __post_init__(self):
+        super().__post_init__()  # the follower config's (next in the MRO)
+        self.validate_arm(self.type)
 
     def validate_arm(self, robot_type: str) -> None:
         cameras = getattr(self, "cameras", {})
@@ -83,15 +103,6 @@ class StamoArmConfig:
 class StamoSO100Config(StamoArmConfig, SOFollowerRobotConfig):
     """SO-100 / SO-101 follower (6 Feetech STS3215, ids 1-6); calibration shared with `so100_follower`."""
 
-    cameras: dict[str, CameraConfig] = field(default_factory=default_cameras)
-    max_relative_target: float | dict[str, float] | None = DEFAULT_MAX_RELATIVE_TARGET
-    use_degrees: bool = True
-
-    @explain_config_errors  # the message reaches the console's last line, not draccus' "Couldn't instantiate"
-    def __post_init__(self):
-        super().__post_init__()
-        self.validate_arm(self.type)
-
 
 @RobotConfig.register_subclass("stamo_koch")
 @dataclass
@@ -99,15 +110,6 @@ class StamoKochConfig(StamoArmConfig, KochFollowerConfig):
     """Koch v1.1 follower (Dynamixel XL430/XL330), in degrees like the simulated arm (LeRobot's default for
     Koch is -100..100); calibration shared with `koch_follower`. Teleoperate it with `stamo_koch_leader`, the
     stock Koch leader read in degrees."""
-
-    cameras: dict[str, CameraConfig] = field(default_factory=default_cameras)
-    max_relative_target: float | dict[str, float] | None = DEFAULT_MAX_RELATIVE_TARGET
-    use_degrees: bool = True
-
-    @explain_config_errors  # the message reaches the console's last line, not draccus' "Couldn't instantiate"
-    def __post_init__(self):
-        super().__post_init__()
-        self.validate_arm(self.type)
 
 
 @TeleoperatorConfig.register_subclass("stamo_koch_leader")
