@@ -322,7 +322,7 @@ def reconstruction_stage(cfg: PaperConfig, run_dir: Path, data: dict, ckpt: str)
         from lerobot_stamo.policies.stamo import StamoPolicy
 
         torch.set_num_threads(1)
-        policy = StamoPolicy.from_pretrained(ckpt).eval()
+        policy = StamoPolicy.from_pretrained(ckpt).for_inference()
         dataset = LeRobotDataset(
             data["robot"]["repo_id"], root=data["robot"]["root"], episodes=cfg.test_episodes
         )

@@ -143,7 +143,7 @@ def interpolate(cfg: InterpolateConfig) -> dict[str, Path]:
     from lerobot_stamo.policies.stamo.modeling_stamo import StamoPolicy
     from lerobot_stamo.policies.stamo.visualize import interpolation_frames, load_png, write_strip_and_gif
 
-    policy = StamoPolicy.from_pretrained(cfg.policy.pretrained_path, config=cfg.policy)
+    policy = StamoPolicy.from_pretrained(cfg.policy.pretrained_path, config=cfg.policy).for_inference()
     if cfg.images is not None:
         a, b = (load_png(p) for p in cfg.images)
         c = load_png(cfg.transfer) if cfg.transfer else None

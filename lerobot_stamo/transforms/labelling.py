@@ -892,7 +892,7 @@ def label_dataset(cfg: LabelConfig) -> Path:
     elif rank_device is not None and not rank_device.startswith("cpu"):  # one accelerator per process
         policy_cfg.device = rank_device
     policy = StamoPolicy.from_pretrained(cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision)
-    policy.eval()
+    policy.for_inference()
     episodes = [ep for ep in range(meta.total_episodes) if ep % world == rank]
     start = time.perf_counter()
     n = encode_episodes(

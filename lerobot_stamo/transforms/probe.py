@@ -451,7 +451,7 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
         logger.warning(f"StaMo states of {camera!r}: {states_source}.")
     policy = StamoPolicy.from_pretrained(
         cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision
-    ).eval()
+    ).for_inference()
     feats = frame_features(policy, dataset, camera, cfg, stored=stored)
     columns = dataset.hf_dataset.with_format("numpy")
     actions = np.stack(columns[ACTION]).astype(np.float32)  # (F, A)

@@ -83,7 +83,7 @@ class StamoPseudoActionStep(ObservationProcessorStep):
             cfg = self.stamo_config
             cfg.device = self.device or str(device)
             policy = StamoPolicy.from_pretrained(self.policy_path, config=cfg, revision=self.revision)
-            self._encoder = policy.eval().requires_grad_(False)
+            self._encoder = policy.for_inference()
         return self._encoder
 
     # ------------------------------------------------------------------ step

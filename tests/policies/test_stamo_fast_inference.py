@@ -85,3 +85,32 @@ def test_cuda_compiled_reduce_overhead(make_tiny_config, square_batch):
     reference.to("cuda"), fast.to("cuda")
     _assert_bf16_close(reference, fast, square_batch[CAMERAS[0]])
     _assert_bf16_close(reference, fast, square_batch[CAMERAS[0]])  # CUDA-graph replays
+
+
+def _weight_bytes(policy) -> int:
+    return sum(p.numel() * p.element_size() for p in policy.model.parameters())
+
+
+def test_for_inference_keeps_one_set_of_weights(make_tiny_config, square_batch):
+    _, copy_based = _pair(make_tiny_config, dtype="bfloat16")
+    _, in_place = _pair(make_tiny_config, dtype="bfloat16")
+    frames = square_batch[CAMERAS[0]]
+    float32_bytes = _weight_bytes(in_place)
+    assert in_place.for_inference() is in_place and not in_place.training
+    # The same states and images as the inference copy (the same casts), without a second model.
+    for expected, got in zip(_encode_decode(copy_based, frames), _encode_decode(in_place, frames), strict=True):
+        torch.testing.assert_close(got, expected)
+    assert in_place._inference == [] and in_place.inference_model() is in_place.model
+    trained = (in_place.model.compressor, in_place.model.decoder.transformer)
+    assert {p.dtype for m in trained for p in m.parameters()} == {torch.bfloat16}
+    assert _weight_bytes(in_place) < 0.55 * float32_bytes  # copy_based holds float32 + the bf16 copy
+    with pytest.raises(RuntimeError, match="prepared for inference only.*from_pretrained"):
+        in_place.train()
+    in_place.eval()  # eval stays allowed
+
+
+def test_for_inference_in_float32_changes_nothing(make_tiny_config, square_batch):
+    reference, same = _pair(make_tiny_config)
+    same.for_inference()
+    torch.testing.assert_close(same.encode(square_batch[CAMERAS[0]]), reference.encode(square_batch[CAMERAS[0]]))
+    same.train()  # nothing was cast: training is still possible

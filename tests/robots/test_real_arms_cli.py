@@ -261,5 +261,6 @@ def test_rollout_missing_policy_camera_fails_before_moving(
         assert "camera(s) ['wrist']" in last_line and "Add them to --robot.cameras" in last_line, last_line
     else:
         assert "['observation.images.wrist']" in last_line and "--rename_map" in last_line, last_line
+        assert "--robot.cameras" in last_line, last_line
     assert arm.goal_writes == []
     assert not any(arm.torque(i) for i in arm.registers)

@@ -222,6 +222,7 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         self._last_reconstruction: tuple[tuple, Path] | None = None  # (key, folder) of the last written ones
         # The inference copy of the model (see `inference_model`); a list keeps it out of the state_dict.
         self._inference: list = []
+        self._inference_only = False  # see `for_inference`
 
     @classmethod
     def from_pretrained(cls, pretrained_name_or_path: str | Path, **kwargs: Any) -> "StamoPolicy":
@@ -328,9 +329,43 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         return self.model.pixel_mean.device
 
     def train(self, mode: bool = True) -> "StamoPolicy":
+        if mode and self._inference_only:
+            raise RuntimeError(
+                "This stamo policy was prepared for inference only (`for_inference()`: its weights are stored in "
+                f"{self.config.dtype}). Load it again with `StamoPolicy.from_pretrained` to train it."
+            )
         super().train(mode)
         if mode:
             self._inference.clear()  # training changes the weights: free the inference copy's memory
+        return self
+
+    def for_inference(self) -> "StamoPolicy":
+        """Prepares a policy that will never train: its own weights are stored in the compute dtype.
+
+        `inference_model()` otherwise keeps a compute-dtype copy beside the float32 weights, so that training
+        can go on; commands that only encode or decode (labelling, the probe, interpolation, the
+        `stamo_pseudo_action` step, a frozen encoder inside `stamo_vla`) call this instead and keep one set of
+        weights: with `dtype=bfloat16`, half the memory of float32 alone, a third of float32 plus the copy.
+        With `compile=true` the model itself is compiled. `train()` is refused afterwards. Returns `self`
+        (in eval mode, without gradients).
+        """
+        c = self.config
+        self.eval().requires_grad_(False)
+        if (c.dtype == "float32" and not c.compile) or self._inference_only:
+            return self
+        m = self.model
+        for module in (
+            m.backbone,
+            m.compressor,
+            m.decoder.transformer,
+            m.decoder.state_proj,
+            m.decoder.pooled_proj,
+        ):
+            nn.Module.to(module, _DTYPES[c.dtype])  # nn.Module.to: see `inference_model`
+        if c.compile:
+            self._compile(m)
+        self._inference.clear()
+        self._inference_only = True
         return self
 
     def inference_model(self) -> StamoAutoencoder:
@@ -345,7 +380,7 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         another device, and dropped by `train()`.
         """
         c = self.config
-        if c.dtype == "float32" and not c.compile:
+        if (c.dtype == "float32" and not c.compile) or self._inference_only:
             return self.model
         params = [p for name, p in self.model.named_parameters() if not name.startswith("decoder.vae.")]
         key = tuple(p._version for p in params)

@@ -354,7 +354,7 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
             policy = StamoPolicy.from_pretrained(
                 self.config.stamo_path, config=cfg, revision=self.config.stamo_revision
             )
-            self._stamo.append(policy.eval().requires_grad_(False))
+            self._stamo.append(policy.for_inference())
         return self._stamo[0]
 
     def _load_stamo_config(self):
@@ -533,8 +533,9 @@ class StamoVLAPolicy(StrictLoadingMixin, PreTrainedPolicy):
             missing.append(OBS_STATE)
         if missing:
             raise KeyError(
-                f"stamo_vla needs {missing}, missing from the observation (keys: {sorted(batch)}). Give the "
-                "robot/env the cameras the policy was trained on, or map them with `--rename_map`."
+                f"stamo_vla needs {missing}, missing from the observation (keys: {sorted(batch)}). Add the "
+                "cameras the policy was trained on to the robot (`--robot.cameras`) or the env, or map the robot's "
+                "names to the policy's with `--rename_map`."
             )
         if OBS_LANGUAGE_TOKENS not in batch:
             raise KeyError(
