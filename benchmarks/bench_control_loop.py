@@ -13,7 +13,7 @@ plug-in) cost what a threaded OpenCV camera's `read_latest` costs, a copy. Rando
 ticks as LeRobot's loop counts them, observation-to-action time) plus timers on the bus, the cameras and
 `predict_action_chunk`.
 
-    .venv/bin/python benchmarks/bench_control_loop.py [--seconds 20] [--fps 30] [--threads 2] [--modes sync,rtc]
+    .venv/bin/python benchmarks/bench_control_loop.py [--seconds 20] [--fps 30] [--threads 2] [--modes sync,rtc] [--repeats 3]
 
 Writes benchmarks/results/control_loop.{json,md}.
 """
@@ -177,6 +177,21 @@ def run_rollout(mode: str, args, port: str, calibration_dir: Path, policy_dir: P
     }
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Field-by-field median of runs of one mode (nested dicts too; None fields are left out)."""
+    first = runs[0]
+    out = {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            out[key] = median_run([r[key] for r in runs])
+        else:
+            numbers = [
+                r[key] for r in runs if isinstance(r[key], int | float) and not isinstance(r[key], bool)
+            ]
+            out[key] = statistics.median(numbers) if numbers else value
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=20)
@@ -185,6 +200,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--modes", default="sync,rtc")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of all modes, alternating")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -200,7 +216,7 @@ def main() -> None:
     chunk = StamoVLAPolicy.predict_action_chunk
     runs = []
     try:
-        for mode in args.modes.split(","):
+        for mode in args.modes.split(",") * args.repeats:
             timers = Timer()
             StamoVLAPolicy.predict_action_chunk = timers.wrap("chunk", chunk)
             runs.append(run_rollout(mode, args, port, work / "calibration", work / "policy", timers))
@@ -218,6 +234,12 @@ def main() -> None:
         "target_hz": args.fps,
         "seconds": args.seconds,
         "runs": runs,
+        "medians": (
+            medians := {
+                mode: median_run([r for r in runs if r["inference"] == mode])
+                for mode in args.modes.split(",")
+            }
+        ),
         "load_average_1min": os.getloadavg()[0],  # a shared machine: other jobs' load is in the figures
     }
     RESULTS.mkdir(exist_ok=True)
@@ -234,18 +256,23 @@ def main() -> None:
         "| inference | actions sent | late ticks | observation to action (median / max) | cameras | bus | chunk |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in runs:
+    for r in medians.values():
         o, share = r["observation_to_action_ms"], r["share_of_period"]
         chunk_ms = f"{r['chunk_inference_ms_median']:.0f} ms x {r['chunks']}" if r["chunks"] else "-"
         md.append(
             f"| {r['inference']} | {r['actions_sent_per_s']:.1f} /s | {r['late_ticks']} / {r['ticks']} | "
-            f"{o['median']:.1f} / {o['max']:.0f} ms ({share['observation_to_action']:.0%}) | "
+            f"{o['median']:.1f} / {o['max']:.1f} ms ({share['observation_to_action']:.0%}) | "
             f"{r['cameras_ms_per_tick']:.1f} ms ({share['cameras']:.0%}) | {r['bus_ms_per_tick']:.1f} ms "
             f"({share['bus']:.0%}) | {chunk_ms} |"
         )
     md += [
         "",
-        "Shares are of the period (mean per tick). `chunk`: median time of one `predict_action_chunk` and how many "
+        f"Medians of {args.repeats} runs per mode, alternating (actions sent per second in each run: "
+        + "; ".join(
+            f"{mode} " + ", ".join(f"{r['actions_sent_per_s']:.1f}" for r in runs if r["inference"] == mode)
+            for mode in medians
+        )
+        + "). Shares are of the period (mean per tick). `chunk`: median time of one `predict_action_chunk` and how many "
         "ran; with `sync` it is paid inside the tick that empties the queue, with `rtc` in a background thread. "
         "The bus is 2 sync reads (state, `max_relative_target`) and 1 sync write per tick on a pseudo-terminal (a "
         "USB serial adapter adds its latency).",
