@@ -31,6 +31,7 @@ ENTRY_POINTS = {
     "lerobot-stamo-sim-record": "lerobot_stamo.scripts.lerobot_stamo_sim_record:main",
     "lerobot-train": "lerobot.scripts.lerobot_train:train",
     "lerobot-eval": "lerobot.scripts.lerobot_eval:eval_main",
+    "lerobot-record": "lerobot.scripts.lerobot_record:record",
 }
 
 
@@ -49,6 +50,9 @@ LABEL = "--policy.path={ckpt} --dataset.repo_id=local/stamo_squares --dataset.ro
 PROBE = LABEL
 INTERP = "--policy.path={ckpt} --dataset.repo_id=local/stamo_squares --dataset.root={ds} --output_dir={out}"
 TRAIN = "--dataset.repo_id=local/stamo_squares --dataset.root={ds} --output_dir={out}"
+RECORD = (
+    "--robot.type=stamo_so100 --robot.port=/dev/null --dataset.repo_id=local/arm --dataset.single_task=pick"
+)
 
 CASES = [
     # lerobot-stamo-label
@@ -190,6 +194,11 @@ CASES = [
          "`dtype` must be 'float32', 'bfloat16' or 'float16', got 'float64'", "policy override of a bad value"),
     Case("eval-missing-checkpoint", "lerobot-eval", "--policy.path={tmp}/nope --env.type=stamo_so101",
          "--policy.path={tmp}/nope: no such folder", "checkpoint folder does not exist (LeRobot's loading)"),
+    Case("record-arm-lacks-policy-camera", "lerobot-record", RECORD + " --robot.required_cameras=[front,top]",
+         "the policy reads camera(s) ['top'] but --robot.cameras only has ['front', 'wrist']. Add them to "
+         "--robot.cameras", "a camera the policy reads is not configured on the arm"),
+    Case("record-arm-max-failed-reads", "lerobot-record", RECORD + " --robot.max_failed_reads=0",
+         "--robot.max_failed_reads must be >= 1, got 0", "safety limit out of range"),
     Case("train-unknown-policy-flag", "lerobot-train", TRAIN + " --policy.type=stamo --policy.chunk=3",
          "unrecognized arguments: --policy.chunk=3", "misspelt policy flag"),
 ]  # fmt: skip
@@ -211,6 +220,14 @@ ELSEWHERE = [
      "tests/policies/test_stamo_feature_cache.py"),
     ("Python API", "decode/interpolate/motion/transfer with NaN, wrong-size or mismatched states",
      "tests/policies/test_stamo_api_validation.py"),
+    ("lerobot-rollout --robot.type=stamo_so100", "a policy camera missing from the arm (refused before any motion)",
+     "tests/robots/test_real_arms_cli.py"),
+    ("lerobot-rollout --robot.type=stamo_so100", "a policy whose actions are NaN (none reaches the bus)",
+     "tests/robots/test_real_arms_cli.py"),
+    ("lerobot-rollout --robot.type=stamo_so100", "a camera that stops delivering frames (recorded episodes kept)",
+     "tests/robots/test_real_arms_cli.py"),
+    ("stamo_so100 / stamo_koch", "motor reads that keep failing; an uncalibrated arm asked to move",
+     "tests/robots/test_real_arms.py"),
 ]  # fmt: skip
 
 
