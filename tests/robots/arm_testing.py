@@ -1,5 +1,9 @@
 """Helpers of the real-arm tests (a module with a unique name: every `conftest` shares one module name)."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -8,7 +12,10 @@ from lerobot.utils.constants import ACTION, OBS_STATE
 from lerobot_camera_stamo_test import StamoTestCameraConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+ROBOTS_DIR = Path(__file__).parent
+BIN = Path(sys.executable).parent
 CAMERAS = ("observation.images.front", "observation.images.wrist")
+TASK = "pick up the cube"
 
 
 def fake_cameras(**overrides) -> dict[str, StamoTestCameraConfig]:
@@ -43,3 +50,22 @@ def tiny_stamo_vla(path: Path, action_std: float) -> Path:
     for part in (policy, pre, post):
         part.save_pretrained(path)
     return path
+
+
+def run(args: list[str], plugin_path: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": plugin_path, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def robot_args(
+    emulator,  # a servo emulator (its `port`)
+    calibration_dir: Path,
+    robot_type: str = "stamo_so100",
+    camera_names: tuple[str, ...] = ("front", "wrist"),
+    **camera_fields,
+) -> list[str]:
+    cameras = {name: {"type": "stamo_test", **camera_fields} for name in camera_names}
+    return [f"--robot.type={robot_type}", f"--robot.port={emulator.port}", "--robot.id=arm",
+            f"--robot.calibration_dir={calibration_dir}", f"--robot.cameras={json.dumps(cameras)}"]  # fmt: skip

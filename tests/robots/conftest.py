@@ -1,6 +1,7 @@
 """Fixtures of the real-arm tests: emulated SO-101 and Koch arms on pseudo-terminals, calibrated through
 `calibration_dir`, with fake cameras."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -56,3 +57,13 @@ def calibration_dir(tmp_path) -> Path:
     directory = tmp_path / "calibration"
     write_calibration(so_calibration(), directory, "arm")
     return directory
+
+
+@pytest.fixture(scope="session")
+def plugin_path(tmp_path_factory) -> str:
+    """PYTHONPATH that makes `lerobot_camera_stamo_test` an installed camera plug-in for LeRobot's CLIs."""
+    site = tmp_path_factory.mktemp("site")
+    dist = site / "lerobot_camera_stamo_test-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lerobot_camera_stamo_test\nVersion: 0.1\n")
+    return os.pathsep.join([str(site), str(Path(__file__).parent)])

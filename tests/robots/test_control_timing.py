@@ -6,10 +6,9 @@ import re
 
 import pytest
 import torch
-from arm_testing import tiny_stamo_vla
+from arm_testing import TASK, robot_args, run, tiny_stamo_vla
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
-from test_real_arms_cli import TASK, plugin_path, robot_args, run  # noqa: F401  (plugin_path: a fixture)
 
 from lerobot_stamo.policies.stamo_vla import StamoVLAPolicy
 from lerobot_stamo.robots.timing import LOOP_LOGGERS, ControlTiming
@@ -115,7 +114,7 @@ def test_rtc_chunk_continues_the_previous_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_rollout_with_rtc_inference_drives_the_arm(so_emulator, calibration_dir, plugin_path, tmp_path):  # noqa: F811
+def test_rollout_with_rtc_inference_drives_the_arm(so_emulator, calibration_dir, plugin_path, tmp_path):
     checkpoint = tiny_stamo_vla(tmp_path / "policy", action_std=20.0)
     proc = run(["lerobot-rollout", f"--policy.path={checkpoint}", *robot_args(so_emulator, calibration_dir),
                 "--strategy.type=base", "--duration=4", f"--task={TASK}", "--device=cpu",

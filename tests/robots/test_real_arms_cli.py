@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from arm_testing import CAMERAS, tiny_stamo_vla
+from arm_testing import BIN, CAMERAS, ROBOTS_DIR, TASK, robot_args, run, tiny_stamo_vla
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.constants import ACTION, OBS_STATE
@@ -30,39 +30,7 @@ from servo_emulators import (
     write_calibration,
 )
 
-ROBOTS_DIR = Path(__file__).parent
-BIN = Path(sys.executable).parent
-TASK = "pick up the cube"
 MAX_STEP = 5.0  # stamo_so100's default max_relative_target
-
-
-@pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory) -> str:
-    """PYTHONPATH that makes `lerobot_camera_stamo_test` an installed camera plug-in for LeRobot's CLIs."""
-    site = tmp_path_factory.mktemp("site")
-    dist = site / "lerobot_camera_stamo_test-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lerobot_camera_stamo_test\nVersion: 0.1\n")
-    return os.pathsep.join([str(site), str(ROBOTS_DIR)])
-
-
-def run(args: list[str], plugin_path: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": plugin_path, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
-def robot_args(
-    emulator: ServoEmulator,
-    calibration_dir: Path,
-    robot_type: str = "stamo_so100",
-    camera_names: tuple[str, ...] = ("front", "wrist"),
-    **camera_fields,
-) -> list[str]:
-    cameras = {name: {"type": "stamo_test", **camera_fields} for name in camera_names}
-    return [f"--robot.type={robot_type}", f"--robot.port={emulator.port}", "--robot.id=arm",
-            f"--robot.calibration_dir={calibration_dir}", f"--robot.cameras={json.dumps(cameras)}"]  # fmt: skip
 
 
 def leader_args(leader: ServoEmulator, calibration_dir: Path, teleop_type: str) -> list[str]:
