@@ -274,6 +274,12 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def relative_to_cwd(commands: list[str]) -> list[str]:
+    """Commands with this folder's absolute prefix removed: they run from the repository root anywhere."""
+    prefix = f"{Path.cwd()}{os.sep}"
+    return [command.replace(prefix, "") for command in commands]
+
+
 def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dict[str, Path]:
     """Writes report.md, probe_mse.png, success.png, reconstructions.png, interpolation.png and results.json."""
     from .pipeline import EVAL_SEED
@@ -292,12 +298,12 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
         "paper": PAPER,
         "environment": environment(),
         "commands": {
-            f"{task}_s{seed}_{stage}": r.get("commands", [])
+            f"{task}_s{seed}_{stage}": relative_to_cwd(r.get("commands", []))
             for task, seeds in result["runs"].items()
             for seed, run in seeds.items()
             for stage, r in run.items()
         }
-        | {"cost": result["cost"].get("commands", [])},
+        | {"cost": relative_to_cwd(result["cost"].get("commands", []))},
     }
     written = {
         "probe_mse": out / "probe_mse.png",

@@ -1,11 +1,16 @@
 """What every policy of this plug-in does the same way when loading a checkpoint."""
 
+import contextlib
+import io
+import sys
 from pathlib import Path
 
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pretrained import PreTrainedPolicy
 
 from lerobot_stamo.errors import check_checkpoint
+
+LEROBOT_LOAD_LINE = "Loading weights from local directory\n"
 
 
 class StrictLoadingMixin:
@@ -43,7 +48,13 @@ class StrictLoadingMixin:
         # LeRobot's marker of "weights come from a checkpoint" (as `lerobot-train --policy.path` sets it): parts
         # are then rebuilt from the configurations saved in the checkpoint, not loaded from their sources.
         config.pretrained_path = Path(pretrained_name_or_path)
-        return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
+        # LeRobot prints "Loading weights from local directory" on every local load, between progress bars.
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                return super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
+        finally:
+            sys.stdout.write(printed.getvalue().replace(LEROBOT_LOAD_LINE, ""))
 
     @classmethod
     def _load_as_safetensor(cls, model: PreTrainedPolicy, model_file: str, map_location: str, strict: bool):

@@ -17,6 +17,14 @@ def _encode_decode(policy, frames):
     return states, policy.decode(states, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
 
 
+def test_loading_prints_nothing_but_what_others_print(tmp_path, capsys):
+    """LeRobot prints "Loading weights from local directory" on every local load, between progress bars: dropped."""
+    ckpt = tiny_stamo_checkpoint(tmp_path / "train")
+    capsys.readouterr()
+    StamoPolicy.from_pretrained(ckpt.path)
+    assert capsys.readouterr().out == ""
+
+
 def test_moved_checkpoint_loads_without_its_parts(tmp_path, square_batch, stamo_dataset, monkeypatch):
     from lerobot_stamo.transforms.labelling import (
         LabelConfig,
