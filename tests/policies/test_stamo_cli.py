@@ -231,3 +231,29 @@ def test_train_from_feature_cache(tiny_pretrained, stamo_dataset, tmp_path):
          "--steps=2", "--save_freq=2", "--batch_size=4", "--wandb.enable=false"]
     )  # fmt: skip
     assert "Training from the frozen-feature cache" in proc.stdout + proc.stderr
+
+
+def test_train_lora_in_bfloat16(tiny_pretrained, stamo_dataset, tmp_path):
+    """The `small` preset's setting at tiny size: LoRA on a DiT stored in bf16, accelerate's bf16 mixed precision."""
+    from safetensors import safe_open
+
+    from lerobot_stamo.policies.stamo import StamoPolicy
+
+    repo_id, root = stamo_dataset
+    run_cli(
+        ["lerobot-train", f"--config_path={TINY_PRESET}", "--policy.decoder_mode=lora", "--policy.dtype=bfloat16",
+         "--policy.train_backbone=false", f"--policy.backbone={tiny_pretrained['backbone']}",
+         f"--policy.decoder_path={tiny_pretrained['decoder_path']}", "--policy.device=cpu",
+         f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", f"--output_dir={tmp_path / 'run'}",
+         "--steps=2", "--save_freq=2", "--batch_size=4", "--wandb.enable=false"]
+    )  # fmt: skip
+    ckpt = tmp_path / "run" / "checkpoints" / "last" / "pretrained_model"
+    with safe_open(ckpt / "model.safetensors", "pt") as f:
+        dtypes = {
+            k: f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("model.decoder.transformer.")
+        }
+    assert {d for k, d in dtypes.items() if "lora_" in k} == {"F32"}  # trained adapters
+    assert {d for k, d in dtypes.items() if "lora_" not in k} == {"BF16"}  # the frozen DiT: half the size
+    policy = StamoPolicy.from_pretrained(ckpt).for_inference()
+    frames = torch.rand(2, 3, 32, 32)
+    assert torch.isfinite(policy.encode(frames)).all()

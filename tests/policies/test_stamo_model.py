@@ -165,6 +165,28 @@ def test_decoder_modes_train_the_right_parameters(make_tiny_config, square_batch
     assert policy.model.compressor.split.weight.grad is not None  # gradients reach the encoder
 
 
+@pytest.mark.parametrize("mode", ["frozen", "lora"])
+def test_frozen_dit_is_stored_in_the_compute_dtype(make_tiny_config, square_batch, tmp_path, mode):
+    """A DiT that is never trained is stored in bf16 (half the memory); LoRA adapters stay float32 for the
+    optimizer; training (without autocast here) and a save/load round trip work."""
+    policy = StamoPolicy(make_tiny_config(decoder_mode=mode, dtype="bfloat16", train_backbone=False))
+    dit = policy.model.decoder.transformer
+    frozen = {p.dtype for p in dit.parameters() if not p.requires_grad}
+    trained = {p.dtype for p in dit.parameters() if p.requires_grad}
+    assert frozen == {torch.bfloat16} and trained <= {torch.float32}
+    assert policy.model.decoder.state_proj.weight.dtype == torch.float32  # trained projections stay float32
+    policy.train()
+    loss, _ = policy.forward(square_batch)
+    loss.backward()
+    assert torch.isfinite(loss) and policy.model.compressor.split.weight.grad is not None
+    if mode == "lora":
+        assert all(p.grad is not None for p in dit.parameters() if p.requires_grad)
+    policy.save_pretrained(tmp_path)
+    loaded = StamoPolicy.from_pretrained(tmp_path).eval()
+    frames = square_batch[CAMERAS[0]]
+    torch.testing.assert_close(loaded.encode(frames), policy.eval().encode(frames))
+
+
 def test_decoder_from_scratch_differs_from_pretrained(make_tiny_config, tiny_pretrained):
     from diffusers import SD3Transformer2DModel
 
