@@ -16,6 +16,7 @@ ROBOTS_DIR = Path(__file__).parent
 BIN = Path(sys.executable).parent
 CAMERAS = ("observation.images.front", "observation.images.wrist")
 TASK = "pick up the cube"
+MAX_STEP = 5.0  # stamo_so100's default max_relative_target
 
 
 def fake_cameras(**overrides) -> dict[str, StamoTestCameraConfig]:
@@ -69,3 +70,16 @@ def robot_args(
     cameras = {name: {"type": "stamo_test", **camera_fields} for name in camera_names}
     return [f"--robot.type={robot_type}", f"--robot.port={emulator.port}", "--robot.id=arm",
             f"--robot.calibration_dir={calibration_dir}", f"--robot.cameras={json.dumps(cameras)}"]  # fmt: skip
+
+
+def assert_recorded_what_was_sent(root: Path):
+    """The recorded dataset opens, and its actions are what the arm was sent (finite, within MAX_STEP)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    dataset = LeRobotDataset("local/any", root=root)
+    actions = torch.stack([dataset.hf_dataset[i][ACTION] for i in range(len(dataset.hf_dataset))])
+    states = torch.stack([dataset.hf_dataset[i][OBS_STATE] for i in range(len(dataset.hf_dataset))])
+    assert torch.isfinite(actions).all()
+    # What the arm was sent: at most max_relative_target from the state read in the same step.
+    assert (actions - states).abs().max() <= MAX_STEP + 1e-3
+    return dataset

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from arm_testing import TASK, robot_args, run, tiny_stamo_vla
+from arm_testing import TASK, assert_recorded_what_was_sent, robot_args, run, tiny_stamo_vla
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 
@@ -114,15 +114,21 @@ def test_rtc_chunk_continues_the_previous_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_rollout_with_rtc_inference_drives_the_arm(so_emulator, calibration_dir, plugin_path, tmp_path):
+def test_recording_rollout_with_rtc_inference(so_emulator, calibration_dir, plugin_path, tmp_path):
+    """The rollout configs' setting: episodes recorded while a background thread computes the chunks."""
     checkpoint = tiny_stamo_vla(tmp_path / "policy", action_std=20.0)
+    root = tmp_path / "rollout_rtc"
     proc = run(["lerobot-rollout", f"--policy.path={checkpoint}", *robot_args(so_emulator, calibration_dir),
-                "--strategy.type=base", "--duration=4", f"--task={TASK}", "--device=cpu",
-                "--inference.type=rtc", "--inference.queue_threshold=2", "--inference.rtc.execution_horizon=2",
-                "--return_to_initial_position=false"], plugin_path, tmp_path)  # fmt: skip
+                "--strategy.type=episodic", "--dataset.repo_id=local/rollout_rtc", f"--dataset.root={root}",
+                f"--dataset.single_task={TASK}", "--dataset.episode_time_s=2", "--dataset.reset_time_s=0",
+                "--dataset.num_episodes=2", "--dataset.video=false", "--dataset.push_to_hub=false",
+                "--play_sounds=false", f"--task={TASK}", "--device=cpu", "--inference.type=rtc",
+                "--inference.queue_threshold=2", "--inference.rtc.execution_horizon=2"], plugin_path, tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(so_emulator.goal_writes) >= 10  # the background thread kept the queue filled
     assert "Traceback" not in proc.stderr
-    # LeRobot's per-tick warning is replaced by at most one line and one summary for the run.
+    dataset = assert_recorded_what_was_sent(root)
+    assert dataset.meta.total_episodes == 2 and dataset.meta.total_frames >= 20  # the queue kept being filled
+    # LeRobot's per-tick warnings are replaced by at most one line each and one summary per episode.
     assert proc.stderr.count("Record loop is running slower") == 0
-    assert proc.stderr.count("the control loop missed its") <= 1
+    assert proc.stderr.count("Relative goal position magnitude") <= 2
+    assert proc.stderr.count("StamoSO100 (episode") <= 2

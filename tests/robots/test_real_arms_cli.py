@@ -15,10 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from arm_testing import BIN, CAMERAS, ROBOTS_DIR, TASK, robot_args, run, tiny_stamo_vla
+from arm_testing import (
+    BIN,
+    CAMERAS,
+    ROBOTS_DIR,
+    TASK,
+    assert_recorded_what_was_sent,
+    robot_args,
+    run,
+    tiny_stamo_vla,
+)
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
-from lerobot.utils.constants import ACTION, OBS_STATE
+from lerobot.utils.constants import ACTION
 from servo_emulators import (
     KOCH_LEADER_MODELS,
     KOCH_MODELS,
@@ -29,8 +38,6 @@ from servo_emulators import (
     so_calibration,
     write_calibration,
 )
-
-MAX_STEP = 5.0  # stamo_so100's default max_relative_target
 
 
 def leader_args(leader: ServoEmulator, calibration_dir: Path, teleop_type: str) -> list[str]:
@@ -51,16 +58,6 @@ def arm(calibration_dir):
     emulator = FeetechEmulator.with_calibration(so_calibration())
     yield emulator
     emulator.close()
-
-
-def assert_recorded_what_was_sent(root: Path) -> LeRobotDataset:
-    dataset = LeRobotDataset("local/any", root=root)
-    actions = torch.stack([dataset.hf_dataset[i][ACTION] for i in range(len(dataset.hf_dataset))])
-    states = torch.stack([dataset.hf_dataset[i][OBS_STATE] for i in range(len(dataset.hf_dataset))])
-    assert torch.isfinite(actions).all()
-    # What the arm was sent: at most max_relative_target from the state read in the same step.
-    assert (actions - states).abs().max() <= MAX_STEP + 1e-3
-    return dataset
 
 
 @pytest.mark.slow
