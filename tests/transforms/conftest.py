@@ -1,49 +1,23 @@
 """Fixtures of the latent-motion tests: a tiny `stamo` checkpoint saved with `save_pretrained` (loaded by
 path, like a real one), a video-only recording, and a checkpoint of another policy type."""
 
-import json
+import sys
 from pathlib import Path
 
 import pytest
-import torch
-from lerobot.configs.types import FeatureType, PolicyFeature
 
-from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
-from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
 from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY_PRESET = REPO_ROOT / "configs" / "stamo_tiny.json"
-CAMERAS = ("observation.images.front", "observation.images.wrist")
-IMAGE_HW = 64
+sys.path.insert(0, str(REPO_ROOT / "tests" / "policies"))  # stamo_testing: the tiny checkpoint writer
 
-
-def tiny_stamo_config(pretrained: dict[str, str]) -> StamoConfig:
-    """The tiny preset of configs/stamo_tiny.json with the given pretrained part folders, on the CPU."""
-    fields = json.loads(TINY_PRESET.read_text())["policy"]
-    fields = {k: v for k, v in fields.items() if k not in ("type", "backbone", "decoder_path", "push_to_hub")}
-    return StamoConfig(
-        **fields,
-        **pretrained,
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={
-            k: PolicyFeature(type=FeatureType.VISUAL, shape=(3, IMAGE_HW, IMAGE_HW)) for k in CAMERAS
-        },
-        output_features={},
-    )
+from stamo_testing import IMAGE_HW, tiny_stamo_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def stamo_checkpoint(tmp_path_factory) -> Path:
     """Folder of a tiny random `stamo` checkpoint (config.json + model.safetensors)."""
-    root = tmp_path_factory.mktemp("stamo_ckpt")
-    pretrained = write_tiny_pretrained(root / "pretrained", seed=0)
-    torch.manual_seed(0)
-    policy = StamoPolicy(tiny_stamo_config(pretrained))
-    policy.save_pretrained(root / "pretrained_model")
-    return root / "pretrained_model"
+    return tiny_stamo_checkpoint(tmp_path_factory.mktemp("stamo_ckpt"), seed=0).path
 
 
 @pytest.fixture(scope="session")
@@ -87,9 +61,4 @@ def image_named_dataset(tmp_path_factory) -> tuple[str, Path]:
 @pytest.fixture(scope="session")
 def other_stamo_checkpoint(tmp_path_factory) -> Path:
     """A second tiny `stamo` checkpoint with other random weights (checkpoint "B")."""
-    root = tmp_path_factory.mktemp("stamo_ckpt_b")
-    pretrained = write_tiny_pretrained(root / "pretrained", seed=1)
-    torch.manual_seed(1)
-    policy = StamoPolicy(tiny_stamo_config(pretrained))
-    policy.save_pretrained(root / "pretrained_model")
-    return root / "pretrained_model"
+    return tiny_stamo_checkpoint(tmp_path_factory.mktemp("stamo_ckpt_b"), seed=1).path
