@@ -1,7 +1,7 @@
 # The two set-up commands of the README. Each creates or updates .venv itself.
 #   make demo   the StaMo loop on the simulated SO-101: record, train stamo, label, probe, train and
 #               evaluate stamo_vla (offline, CPU)
-#   make paper  the paper's experiments on the simulated SO-101, writes docs/results/ (ARGS=--quick)
+#   make paper  the paper's experiments on the simulated SO-101, writes docs/results/ (ARGS=--quick: a smoke check in outputs/paper_quick/)
 #   make test   the whole offline test suite (what CI runs)
 
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3 2>/dev/null)

@@ -17,7 +17,9 @@ Per task and seed (the whole pipeline is repeated per seed, as the paper's std o
    image, labelling throughput.
 
 A stage is skipped when `<work_dir>/stages/<stage>.json` exists; that file is written last, atomically, so an
-interrupted run continues with the stage it was in.
+interrupted run continues with the stage it was in, and an interrupted training resumes from its last checkpoint
+(`lerobot-train --resume=true`; a quarter of its steps at most are lost). `<work_dir>/settings.json` holds the
+sizes the cache was made with: another preset or override is refused rather than mixed with it.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ class Stage:
     name: str
     logs: Path
     commands: list[str] = field(default_factory=list)
+    running: set[subprocess.Popen] = field(default_factory=set)  # shared by the runner's stages
 
     def cli(self, args: list[str], log: str | None = None) -> None:
         """Runs a console script of this environment, its output to `<logs>/<log>.log`."""
@@ -181,12 +184,17 @@ class Stage:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
         env.setdefault("MUJOCO_GL", "egl")
         with open(log_path, "w") as f:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [str(Path(sys.executable).parent / args[0]), *args[1:]],
                 env=env,
                 stdout=f,
                 stderr=subprocess.STDOUT,
             )
+            self.running.add(proc)
+            try:
+                proc.wait()
+            finally:
+                self.running.discard(proc)
         if proc.returncode != 0:
             tail = "\n".join(log_path.read_text(errors="ignore").splitlines()[-15:])
             raise StageFailed(
@@ -214,13 +222,14 @@ class StageRunner:
         self.bar = tqdm(total=total, unit="stage", desc="paper", dynamic_ncols=True)
         self.lock = threading.Lock()
         self.results: dict[str, dict[str, Any]] = {}
+        self.running: set[subprocess.Popen] = set()
 
     def run(self, name: str, fn: Callable[[Stage], dict[str, Any]]) -> dict[str, Any]:
         path = self.stages / f"{name}.json"
         if path.is_file():
             result, note = json.loads(path.read_text()), "cached"
         else:
-            stage = Stage(name, self.logs)
+            stage = Stage(name, self.logs, running=self.running)
             start = time.perf_counter()
             result = fn(stage)
             result |= {"wall_s": time.perf_counter() - start, "commands": stage.commands}
@@ -231,6 +240,11 @@ class StageRunner:
             self.bar.update(1)
             self.bar.write(f"[{self.bar.n}/{self.bar.total}] {name}: {_summary(result)} ({note})")
         return result
+
+    def stop(self) -> None:
+        """Stops the commands still running (after another stage failed); their trainings resume next time."""
+        for proc in list(self.running):
+            proc.terminate()
 
     def close(self) -> None:
         self.bar.close()
@@ -284,31 +298,22 @@ def stamo_stage(cfg: PaperConfig, run_dir: Path, data: dict, seed: int) -> Calla
             f'write_tiny_pretrained("{run_dir / "stamo_pretrained"}", seed={seed}, '
             f"fit_vae_steps={cfg.fit_vae_steps})'"
         )
-        out = run_dir / "train_stamo"
-        if out.exists():
-            shutil.rmtree(out)  # an interrupted training restarts (this stage created the folder)
-        stage.cli(
-            [
-                "lerobot-train",
-                f"--config_path={cfg.configs_dir / 'stamo_tiny.json'}",
-                f"--policy.backbone={parts['backbone']}",
-                f"--policy.decoder_path={parts['decoder_path']}",
-                "--policy.device=cpu",
-                f"--dataset.repo_id={data['robot']['repo_id']}",
-                f"--dataset.root={data['robot']['root']}",
-                f"--dataset.episodes={_episodes(cfg.train_episodes)}",
-                f"--steps={cfg.stamo_steps}",
-                f"--save_freq={cfg.stamo_steps}",
-                f"--log_freq={max(1, min(100, cfg.stamo_steps // 10))}",
-                f"--seed={seed}",
-                "--wandb.enable=false",
-                f"--output_dir={out}",
-            ]  # fmt: skip
-        )
-        return {
-            "checkpoint": str(out / "checkpoints" / "last" / "pretrained_model"),
-            "steps": cfg.stamo_steps,
-        }
+        args = [
+            "lerobot-train",
+            f"--config_path={cfg.configs_dir / 'stamo_tiny.json'}",
+            f"--policy.backbone={parts['backbone']}",
+            f"--policy.decoder_path={parts['decoder_path']}",
+            "--policy.device=cpu",
+            f"--dataset.repo_id={data['robot']['repo_id']}",
+            f"--dataset.root={data['robot']['root']}",
+            f"--dataset.episodes={_episodes(cfg.train_episodes)}",
+            f"--steps={cfg.stamo_steps}",
+            f"--save_freq={_save_freq(cfg.stamo_steps)}",
+            f"--log_freq={max(1, min(100, cfg.stamo_steps // 10))}",
+            f"--seed={seed}",
+            "--wandb.enable=false",
+        ]  # fmt: skip
+        return _train(stage, args, run_dir / "train_stamo") | {"steps": cfg.stamo_steps}
 
     return fn
 
@@ -417,29 +422,31 @@ def cotrain_data_stage(cfg: PaperConfig, run_dir: Path, labels: dict) -> Callabl
     return fn
 
 
-def train_args(
-    cfg: PaperConfig, arm: str, data: dict, labels: dict, cotrain: dict, stamo: str, seed: int
-) -> list[str]:
-    """The `lerobot-train` arguments of one arm (without `--output_dir`)."""
+def train_args(cfg: PaperConfig, arm: str, r: dict[str, Any], seed: int) -> list[str]:
+    """The `lerobot-train` arguments of one arm (without `--output_dir`) from the run's finished stages `r`.
+
+    ACT reads only `r["record"]`; the stamo_vla arms need the labelled (and co-training) data and the stamo.
+    """
     steps = cfg.policy_steps
-    common = [f"--batch_size={cfg.batch_size}", f"--steps={steps}", f"--save_freq={steps}",
+    common = [f"--batch_size={cfg.batch_size}", f"--steps={steps}", f"--save_freq={_save_freq(steps)}",
               f"--log_freq={max(1, min(50, steps // 10))}", "--num_workers=0", "--wandb.enable=false",
               f"--seed={seed}", "--policy.device=cpu"]  # fmt: skip
-    robot = [f"--dataset.repo_id={labels['robot']['repo_id']}", f"--dataset.root={labels['robot']['root']}"]
+    if arm == "act":
+        data = r["record"]["robot"]
+        return ["lerobot-train", "--policy.type=act", "--policy.pretrained_backbone_weights=null",
+                "--policy.push_to_hub=false", "--policy.chunk_size=20", "--policy.n_action_steps=10",
+                "--policy.optimizer_lr=1e-4", "--policy.optimizer_lr_backbone=1e-4",
+                f"--dataset.repo_id={data['repo_id']}", f"--dataset.root={data['root']}", *common]  # fmt: skip
+    labels = r["label"]["robot"]
+    robot = [f"--dataset.repo_id={labels['repo_id']}", f"--dataset.root={labels['root']}"]
     world_model = [f"--policy.future_horizon={cfg.horizon}", "--policy.world_model_targets_from=labels",
-                   f"--policy.stamo_path={Path(stamo).resolve()}"]  # fmt: skip
+                   f"--policy.stamo_path={Path(r['stamo']['checkpoint']).resolve()}"]  # fmt: skip
     compact = f"--config_path={cfg.configs_dir / 'stamo_vla_compact_sim.json'}"
     cotrain_cfg = f"--config_path={cfg.configs_dir / 'stamo_vla_cotrain_sim.json'}"
     if arm == "none":
         return ["lerobot-train", compact, "--policy.world_model_target=none", *robot, *common]
     if arm in ("state", "motion"):
         return ["lerobot-train", compact, f"--policy.world_model_target={arm}", *world_model, *robot, *common]
-    if arm == "act":
-        return ["lerobot-train", "--policy.type=act", "--policy.pretrained_backbone_weights=null",
-                "--policy.push_to_hub=false", "--policy.chunk_size=20", "--policy.n_action_steps=10",
-                "--policy.optimizer_lr=1e-4", "--policy.optimizer_lr_backbone=1e-4",
-                f"--dataset.repo_id={data['robot']['repo_id']}", f"--dataset.root={data['robot']['root']}",
-                *common]  # fmt: skip
     if arm == "real10":
         few = f"--dataset.episodes={_episodes(list(range(cfg.real_episodes)))}"
         return [
@@ -452,6 +459,7 @@ def train_args(
             *common,
         ]
     if arm == "cotrain":
+        cotrain = r["cotrain_data"]
         data_args = [f"--dataset.repo_id={cotrain['repo_id']}", f"--dataset.root={cotrain['root']}"]
         return [
             "lerobot-train",
@@ -464,14 +472,37 @@ def train_args(
     raise ValueError(f"Unknown arm {arm!r}: choose from {list(ARMS)}.")
 
 
-def train_stage(args: list[str], out: Path) -> Callable[[Stage], dict]:
-    def fn(stage: Stage) -> dict:
-        if out.exists():
-            shutil.rmtree(out)  # an interrupted training restarts (this stage created the folder)
-        stage.cli([*args, f"--output_dir={out}"])
-        return {"checkpoint": str(out / "checkpoints" / "last" / "pretrained_model")}
+def _save_freq(steps: int) -> int:
+    """Checkpoints every quarter of a training: what an interruption costs at most."""
+    return max(1, steps // 4)
 
-    return fn
+
+def _train(stage: Stage, args: list[str], out: Path) -> dict:
+    """`lerobot-train <args> --output_dir=<out>`, resumed from `out`'s last checkpoint when one was left.
+
+    LeRobot resumes sample-exactly (the data order, optimizer, scheduler and RNG states are in the checkpoint).
+    Once finished, only the last checkpoint is kept.
+    """
+    checkpoints = out / "checkpoints"
+    saved_config = checkpoints / "last" / "pretrained_model" / "train_config.json"
+    saved_step = checkpoints / "last" / "training_state" / "training_step.json"
+    if saved_config.is_file() and saved_step.is_file():
+        step = json.loads(saved_step.read_text())["step"]
+        if step < json.loads(saved_config.read_text())["steps"]:
+            stage.cli(["lerobot-train", f"--config_path={saved_config}", "--resume=true"])
+    else:
+        if out.exists():
+            shutil.rmtree(out)  # interrupted before its first checkpoint (this stage created the folder)
+        stage.cli([*args, f"--output_dir={out}"])
+    last = (checkpoints / "last").resolve()
+    for old in checkpoints.iterdir():
+        if old.is_dir() and not old.is_symlink() and old.resolve() != last:
+            shutil.rmtree(old)
+    return {"checkpoint": str(checkpoints / "last" / "pretrained_model")}
+
+
+def train_stage(args: list[str], out: Path) -> Callable[[Stage], dict]:
+    return lambda stage: _train(stage, args, out)
 
 
 def eval_stage(cfg: PaperConfig, task: str, ckpt: str, out: Path) -> Callable[[Stage], dict]:
@@ -574,47 +605,81 @@ def stage_count(cfg: PaperConfig) -> int:
     return len(cfg.tasks) * len(cfg.seeds) * per_run + 1  # + cost
 
 
+def run_task_seed(cfg: PaperConfig, runner: StageRunner, task: str, seed: int) -> dict[str, Any]:
+    """Every stage of one task and seed; returns `{stage: result}`."""
+    tag, run_dir = f"{task}_s{seed}", runner.work_dir / f"{task}_s{seed}"
+    r: dict[str, Any] = {}
+
+    def arm_stages(arm: str) -> None:
+        trained = runner.run(
+            f"{tag}_train_{arm}", train_stage(train_args(cfg, arm, r, seed), run_dir / f"train_{arm}")
+        )
+        r[f"train_{arm}"] = trained
+        eval_dir = run_dir / f"eval_{arm}"
+        r[f"eval_{arm}"] = runner.run(
+            f"{tag}_eval_{arm}", eval_stage(cfg, task, trained["checkpoint"], eval_dir)
+        )
+
+    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        try:
+            r["record"] = runner.run(f"{tag}_record", record_stage(cfg, run_dir, task, seed))
+            # ACT needs only the recorded episodes: with a second job it trains beside the stamo stages.
+            early = ["act"] if cfg.jobs > 1 else []
+            futures = [pool.submit(arm_stages, arm) for arm in early]
+            r["stamo"] = runner.run(f"{tag}_stamo", stamo_stage(cfg, run_dir, r["record"], seed))
+            ckpt = r["stamo"]["checkpoint"]
+            r["reconstruction"] = runner.run(
+                f"{tag}_reconstruction", reconstruction_stage(cfg, run_dir, r["record"], ckpt)
+            )
+            r["interpolation"] = runner.run(
+                f"{tag}_interpolation", interpolation_stage(run_dir, r["record"], ckpt)
+            )
+            r["label"] = runner.run(f"{tag}_label", label_stage(cfg, run_dir, r["record"], ckpt))
+            r["probe"] = runner.run(f"{tag}_probe", probe_stage(cfg, run_dir, r["label"], ckpt, seed))
+            r["cotrain_data"] = runner.run(
+                f"{tag}_cotrain_data", cotrain_data_stage(cfg, run_dir, r["label"])
+            )
+            futures += [pool.submit(arm_stages, arm) for arm in ARMS if arm not in early]
+            for future in futures:
+                future.result()
+        except BaseException:  # a stage failed: stop the running commands rather than wait for them
+            runner.stop()
+            raise
+    return r
+
+
+def check_settings(cfg: PaperConfig, work_dir: Path) -> None:
+    """Records the sizes the cache in `work_dir` is made with; refuses other ones (cached stages would mix them)."""
+    keys = [f.name for f in fields(Scale)] + ["horizon", "probe_horizons", "test_fraction"]
+    settings = {key: getattr(cfg, key) for key in keys}
+    path = work_dir / "settings.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        changed = [
+            f"--{key}={settings[key]} (cached: {cached.get(key)})"
+            for key in keys
+            if cached.get(key) != settings[key]
+        ]
+        if changed:
+            raise StamoInputError(
+                f"{work_dir} caches a run made with other settings: {', '.join(changed)}. Pass the same settings "
+                "to continue it, or another --work_dir for a new run."
+            )
+    else:
+        _write_json(path, settings)
+
+
 def run_paper(cfg: PaperConfig) -> dict[str, Any]:
     """Runs (or reads back) every stage; returns `{"runs": {task: {seed: {stage: result}}}, "cost": ...}`."""
-    work = Path(cfg.work_dir).resolve()
-    runner = StageRunner(work, stage_count(cfg))
+    work_dir = Path(cfg.work_dir).resolve()
+    check_settings(cfg, work_dir)
+    runner = StageRunner(work_dir, stage_count(cfg))
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     cost = None
     try:
         for task in cfg.tasks:
             for seed in cfg.seeds:
-                tag, run_dir = f"{task}_s{seed}", work / f"{task}_s{seed}"
-                r: dict[str, Any] = {}
-                r["record"] = runner.run(f"{tag}_record", record_stage(cfg, run_dir, task, seed))
-                r["stamo"] = runner.run(f"{tag}_stamo", stamo_stage(cfg, run_dir, r["record"], seed))
-                ckpt = r["stamo"]["checkpoint"]
-                r["reconstruction"] = runner.run(
-                    f"{tag}_reconstruction", reconstruction_stage(cfg, run_dir, r["record"], ckpt)
-                )
-                r["interpolation"] = runner.run(
-                    f"{tag}_interpolation", interpolation_stage(run_dir, r["record"], ckpt)
-                )
-                r["label"] = runner.run(f"{tag}_label", label_stage(cfg, run_dir, r["record"], ckpt))
-                r["probe"] = runner.run(f"{tag}_probe", probe_stage(cfg, run_dir, r["label"], ckpt, seed))
-                r["cotrain_data"] = runner.run(
-                    f"{tag}_cotrain_data", cotrain_data_stage(cfg, run_dir, r["label"])
-                )
-
-                def arm_stages(
-                    arm: str, r=r, tag=tag, run_dir=run_dir, task=task, seed=seed, ckpt=ckpt
-                ) -> None:
-                    args = train_args(cfg, arm, r["record"], r["label"], r["cotrain_data"], ckpt, seed)
-                    trained = runner.run(f"{tag}_train_{arm}", train_stage(args, run_dir / f"train_{arm}"))
-                    r[f"train_{arm}"] = trained
-                    r[f"eval_{arm}"] = runner.run(
-                        f"{tag}_eval_{arm}",
-                        eval_stage(cfg, task, trained["checkpoint"], run_dir / f"eval_{arm}"),
-                    )
-
-                with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-                    for future in [pool.submit(arm_stages, arm) for arm in ARMS]:
-                        future.result()
-                runs.setdefault(task, {})[str(seed)] = r
+                r = runs.setdefault(task, {})[str(seed)] = run_task_seed(cfg, runner, task, seed)
                 if cost is None:
                     checkpoints = {arm: r[f"train_{arm}"]["checkpoint"] for arm in ("none", "state")}
                     cost = runner.run("cost", cost_stage(cfg, checkpoints, r["label"], r["label"]))

@@ -42,9 +42,17 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
     parser.add_argument(
         "--quick", action="store_true", help="tiny settings (a smoke check, not a measurement)"
     )
-    parser.add_argument("--work_dir", type=Path, default=Path("outputs/paper"), help="cached stages")
     parser.add_argument(
-        "--results_dir", type=Path, default=Path("docs/results"), help="where the report goes"
+        "--work_dir",
+        type=Path,
+        default=None,
+        help="cached stages (outputs/paper; --quick: outputs/paper_quick)",
+    )
+    parser.add_argument(
+        "--results_dir",
+        type=Path,
+        default=None,
+        help="where the report goes (docs/results; --quick: <work_dir>/results, never over the full report)",
     )
     parser.add_argument("--configs_dir", type=Path, default=Path("configs"))
     parser.add_argument("--seeds", type=_ints, default=None, help="default 0,1,2 (--quick: 0)")
@@ -57,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
     args = vars(parser.parse_args(argv))
     if args["seeds"] is None:
         args["seeds"] = [0] if args["quick"] else [0, 1, 2]
+    if args["work_dir"] is None:
+        args["work_dir"] = Path("outputs/paper_quick" if args["quick"] else "outputs/paper")
+    if args["results_dir"] is None:
+        args["results_dir"] = args["work_dir"] / "results" if args["quick"] else Path("docs/results")
     return PaperConfig(**args)
 
 

@@ -98,7 +98,9 @@ def test_for_inference_keeps_one_set_of_weights(make_tiny_config, square_batch):
     float32_bytes = _weight_bytes(in_place)
     assert in_place.for_inference() is in_place and not in_place.training
     # The same states and images as the inference copy (the same casts), without a second model.
-    for expected, got in zip(_encode_decode(copy_based, frames), _encode_decode(in_place, frames), strict=True):
+    for expected, got in zip(
+        _encode_decode(copy_based, frames), _encode_decode(in_place, frames), strict=True
+    ):
         torch.testing.assert_close(got, expected)
     assert in_place._inference == [] and in_place.inference_model() is in_place.model
     trained = (in_place.model.compressor, in_place.model.decoder.transformer)
@@ -112,5 +114,7 @@ def test_for_inference_keeps_one_set_of_weights(make_tiny_config, square_batch):
 def test_for_inference_in_float32_changes_nothing(make_tiny_config, square_batch):
     reference, same = _pair(make_tiny_config)
     same.for_inference()
-    torch.testing.assert_close(same.encode(square_batch[CAMERAS[0]]), reference.encode(square_batch[CAMERAS[0]]))
+    torch.testing.assert_close(
+        same.encode(square_batch[CAMERAS[0]]), reference.encode(square_batch[CAMERAS[0]])
+    )
     same.train()  # nothing was cast: training is still possible

@@ -8,7 +8,7 @@ import pytest
 from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
-from lerobot_stamo.paper.pipeline import ARMS, stage_count
+from lerobot_stamo.paper.pipeline import ARMS, check_settings, stage_count
 from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +69,38 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert (proc.stderr + proc.stdout).count("(cached)") == len(stages)
     after = json.loads((results / "results.json").read_text())
     assert after["summary"] == json.loads(before)["summary"]
+
+    # A training cut short resumes from its last checkpoint (LeRobot's --resume), and keeps only the last one.
+    checkpoints = work / "PickCube_s0" / "train_none" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["000002", "last"]  # saved at 1 and 2, pruned
+    saved = checkpoints / "last" / "pretrained_model" / "train_config.json"
+    saved.write_text(saved.read_text().replace('"steps": 2,', '"steps": 3,'))  # as if stopped at 2 of 3
+    for stage in ("train_none", "eval_none"):
+        (work / "stages" / f"PickCube_s0_{stage}.json").unlink()
+    proc = run_cli(args, cwd=tmp_path)
+    assert (proc.stderr + proc.stdout).count("(cached)") == len(stages) - 2
+    resumed = json.loads((work / "stages" / "PickCube_s0_train_none.json").read_text())
+    assert resumed["commands"] == [f"lerobot-train --config_path={saved} --resume=true"]
+    assert "Resuming data order" in (work / "logs" / "PickCube_s0_train_none.log").read_text()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["000003", "last"]
+
+
+def test_quick_defaults_never_touch_the_full_run():
+    quick, full = parse_args(["--quick"]), parse_args([])
+    assert (quick.work_dir, quick.results_dir) == (
+        Path("outputs/paper_quick"),
+        Path("outputs/paper_quick/results"),
+    )
+    assert (full.work_dir, full.results_dir) == (Path("outputs/paper"), Path("docs/results"))
+
+
+def test_a_cache_made_with_other_settings_is_refused(tmp_path):
+    check_settings(parse_args([*TINY, "--work_dir", str(tmp_path)]), tmp_path)
+    check_settings(
+        parse_args([*TINY, "--seeds", "1", "--work_dir", str(tmp_path)]), tmp_path
+    )  # seeds may differ
+    with pytest.raises(StamoInputError, match=r"--policy_steps=3 \(cached: 2\).*or another --work_dir"):
+        check_settings(parse_args([*TINY, "--policy_steps", "3"]), tmp_path)
 
 
 def test_bad_arguments_name_the_flag_and_the_fix(tmp_path):
