@@ -57,6 +57,7 @@ ARMS: dict[str, dict[str, str]] = {
     "cotrain": {"table": "cotrain", "label": "real + StaMo-labelled video"},
 }
 REUSED_ARMS = {"real50": "state"}
+FULL_TASKS, FULL_SEEDS = ("PickCube", "PickPlace"), (0, 1, 2)  # what `make paper` runs
 
 
 @dataclass
@@ -67,8 +68,8 @@ class PaperConfig:
     results_dir: Path = Path("docs/results")
     configs_dir: Path = Path("configs")
     quick: bool = False
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    tasks: list[str] = field(default_factory=lambda: ["PickCube", "PickPlace"])
+    seeds: list[int] = field(default_factory=lambda: list(FULL_SEEDS))
+    tasks: list[str] = field(default_factory=lambda: list(FULL_TASKS))
     # Parallel trainings/evaluations (each one CPU thread).
     jobs: int = 2
     episodes: int | None = None  # robot episodes (with actions) per task and seed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shutil
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import ARMS, REUSED_ARMS, _write_json
+from .pipeline import ARMS, FULL_SEEDS, FULL_TASKS, REUSED_ARMS, _write_json
 
 # From /work/shared/reference/stamo-method.md (LIBERO unless said otherwise).
 PAPER = {
@@ -184,6 +185,20 @@ def _copy(src: str | Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _scope(cfg: dict[str, Any]) -> str:
+    """What the report covers, said before any figure: a smoke run, or a part of the full run."""
+    if cfg["quick"]:
+        return " **A `--quick` smoke run: tiny settings, the numbers are not a measurement.**"
+    runs, full = len(cfg["tasks"]) * len(cfg["seeds"]), len(FULL_TASKS) * len(FULL_SEEDS)
+    if runs >= full:
+        return ""
+    return (
+        f" **A part of the full run: {runs} of its {full} task-and-seed pipelines"
+        + (" (one seed: no ± yet)" if len(cfg["seeds"]) == 1 else "")
+        + ".** The rest continue from the same cache with `lerobot-stamo-paper`."
+    )
+
+
 def markdown(payload: dict[str, Any]) -> str:
     cfg, summary, cost, env = payload["config"], payload["summary"], payload["cost"], payload["environment"]
     seeds = cfg["seeds"]
@@ -192,12 +207,7 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         f"Written by `{payload['command']}` on {env['written']} ({env['machine']['cpu_count']} CPUs, "
         f"{env['machine']['platform']}). Every figure below comes from `results.json` beside this file, which "
-        "also holds the exact commands, seeds and package versions. "
-        + (
-            "**A `--quick` smoke run: tiny settings, the numbers are not a measurement.**"
-            if cfg["quick"]
-            else ""
-        ),
+        "also holds the exact commands, seeds and package versions." + _scope(cfg),
         "",
         f"Settings: tasks {', '.join(cfg['tasks'])}; seeds {seeds} (the whole pipeline - record, train, probe, "
         f"evaluate - per seed; ± is the std over seeds); {cfg['episodes']} robot episodes per task "
@@ -240,7 +250,9 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += ["", f"Lowest linear-probe MSE per horizon: {', '.join(REPRESENTATIONS[b] for b in best)} - the "
                   f"paper's claim (StaMo lowest at every k) {verdict} here.", ""]  # fmt: skip
     lines += ["![probe](probe_mse.png)", "", "## 4-5. Policies: world model (Table 2) and co-training (Table 5)", "",
-              "Success rate (%) on the simulated task, mean ± std over seeds.", ""]  # fmt: skip
+              "Success rate (%) on the simulated task, mean ± std over seeds. With "
+              f"{cfg['eval_episodes']} evaluation episodes, one seed's rate has a standard error of up to "
+              f"{50 / math.sqrt(cfg['eval_episodes']):.0f} points (at 50 %): smaller differences are noise.", ""]  # fmt: skip
     arms = [*ARMS, *REUSED_ARMS]
     labels = {**{a: ARMS[a]["label"] for a in ARMS}, "real50": "all real episodes (= the `state` arm's run)"}
     lines += [
@@ -255,7 +267,8 @@ def markdown(payload: dict[str, Any]) -> str:
         cells = [_cell(summary[t]["success"][arm], "{:.0f}", 100) for t in summary]
         lines.append(f"| `{arm}`: {labels[arm]} | " + " | ".join(cells) + f" | {paper_cell[arm]} |")
     lines += ["", f"`real10` trains on {cfg['real_episodes']} robot episodes; `cotrain` on the same plus "
-              f"{cfg['video_episodes']} StaMo-labelled video episodes; `real50` on all {cfg['episodes']}.", "",
+              f"{cfg['video_episodes']} StaMo-labelled video episodes, both with the latent-action head "
+              f"(`lambda_latent=1`); `real50` on all {cfg['episodes']}, without it.", "",
               "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "",
               "| measure | ours | paper |", "|---|---|---|",
               f"| action chunk, no world model (ms; chunks/s) | {cost['chunk_ms']['none']:.1f}; "

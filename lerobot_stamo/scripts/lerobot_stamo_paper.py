@@ -19,7 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from lerobot_stamo.paper import PaperConfig, run_paper, write_report
-from lerobot_stamo.paper.pipeline import Scale
+from lerobot_stamo.paper.pipeline import FULL_SEEDS, FULL_TASKS, Scale
 
 
 def _ints(text: str) -> list[int]:
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
     )
     parser.add_argument("--configs_dir", type=Path, default=Path("configs"))
     parser.add_argument("--seeds", type=_ints, default=None, help="default 0,1,2 (--quick: 0)")
-    parser.add_argument("--tasks", type=_names, default=["PickCube", "PickPlace"])
+    parser.add_argument("--tasks", type=_names, default=list(FULL_TASKS))
     parser.add_argument("--jobs", type=int, default=2, help="parallel trainings/evaluations")
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--probe_horizons", type=_ints, default=[1, 2, 4, 8])
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
         parser.add_argument(f"--{f.name}", type=int, default=None, help="override the preset")
     args = vars(parser.parse_args(argv))
     if args["seeds"] is None:
-        args["seeds"] = [0] if args["quick"] else [0, 1, 2]
+        args["seeds"] = [0] if args["quick"] else list(FULL_SEEDS)
     if args["work_dir"] is None:
         args["work_dir"] = Path("outputs/paper_quick" if args["quick"] else "outputs/paper")
     if args["results_dir"] is None:

@@ -112,3 +112,13 @@ def test_bad_arguments_name_the_flag_and_the_fix(tmp_path):
         parse_args(["--quick", "--real_episodes", "9", "--configs_dir", str(REPO / "configs")])
     with pytest.raises(StamoInputError, match="run from the repository root or pass --configs_dir"):
         parse_args(["--quick", "--configs_dir", str(tmp_path)])
+
+
+def test_a_partial_run_says_so_before_any_figure():
+    from lerobot_stamo.paper.report import _scope
+
+    assert "1 of its 6 task-and-seed pipelines (one seed: no ± yet)" in _scope(
+        {"quick": False, "tasks": ["PickCube"], "seeds": [0]}
+    )
+    assert _scope({"quick": False, "tasks": ["PickCube", "PickPlace"], "seeds": [0, 1, 2]}) == ""
+    assert "smoke run" in _scope({"quick": True, "tasks": ["PickCube"], "seeds": [0]})
