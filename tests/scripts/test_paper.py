@@ -122,3 +122,20 @@ def test_a_partial_run_says_so_before_any_figure():
     )
     assert _scope({"quick": False, "tasks": ["PickCube", "PickPlace"], "seeds": [0, 1, 2]}) == ""
     assert "smoke run" in _scope({"quick": True, "tasks": ["PickCube"], "seeds": [0]})
+
+
+def test_claims_compare_arms_against_the_evaluation_noise():
+    from lerobot_stamo.paper.report import _stats, claim_lines
+
+    def task(state, none, cotrain, real10):
+        rates = {"state": state, "none": none, "motion": none, "cotrain": cotrain, "real10": real10}
+        return {"eval_episodes": 50, "success": {arm: _stats(v) for arm, v in rates.items()}}
+
+    lines = claim_lines({"A": task([0.9, 0.8], [0.5, 0.6], [0.3, 0.3], [0.3, 0.3])})
+    assert (
+        lines[0].startswith("- world model `state` over `none`")
+        and "A +30 ± 12 points (100 episodes each): a gain" in lines[0]
+    )
+    assert "A +0 ± 14 points (100 episodes each): no significant difference" in lines[1]
+    assert "A +0 ± 13 points (100 episodes each): no significant difference" in lines[2]
+    assert _stats([0.5, 0.7])["std"] == pytest.approx(0.1414, abs=1e-4)  # sample std over seeds
