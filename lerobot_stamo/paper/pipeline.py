@@ -165,6 +165,22 @@ def _write_json(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def code_version() -> str:
+    """This package's version, with the git commit when it runs from a checkout ("+dirty": uncommitted code)."""
+    from importlib import metadata
+
+    version = metadata.version("lerobot-policy-stamo")
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return version
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "lerobot_stamo", "configs")
+    return f"{version} ({git('rev-parse', '--short', 'HEAD')}{'+dirty' if dirty else ''})"
+
+
 class StageFailed(RuntimeError):
     """A stage's command failed; the message ends with the log to read and how to resume."""
 
@@ -231,9 +247,9 @@ class StageRunner:
             result, note = json.loads(path.read_text()), "cached"
         else:
             stage = Stage(name, self.logs, running=self.running)
-            start = time.perf_counter()
+            start, code = time.perf_counter(), code_version()
             result = fn(stage)
-            result |= {"wall_s": time.perf_counter() - start, "commands": stage.commands}
+            result |= {"wall_s": time.perf_counter() - start, "commands": stage.commands, "code": code}
             _write_json(path, result)
             note = f"{result['wall_s']:.0f} s"
         with self.lock:

@@ -127,6 +127,29 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def code_versions(result: dict[str, Any]) -> dict[str, list[str]]:
+    """Which stages ran with which version of this project's code (stages cached before it was recorded: None)."""
+    stages = {f"{task}_s{seed}_{name}": r for task, seeds in result["runs"].items()
+              for seed, run in seeds.items() for name, r in run.items()} | {"cost": result["cost"]}  # fmt: skip
+    versions: dict[str, list[str]] = {}
+    for name, r in stages.items():
+        versions.setdefault(str(r.get("code")), []).append(name)
+    return versions
+
+
+def _code_line(versions: dict[str, list[str]]) -> str:
+    known = [v for v in versions if v != "None"]
+    if not known:
+        return "Code: not recorded."
+    text = f"Code: {', '.join(f'`{v}`' for v in known)}"
+    if "None" in versions:
+        n = len(versions["None"])
+        text += f" ({n} stage{'s' * (n != 1)} ran before the code version was recorded)"
+    if len(known) > 1:
+        text += " - **the stages ran with different code** (which ran with which: `code` in `results.json`)"
+    return text + "."
+
+
 def environment() -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
@@ -233,7 +256,10 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         f"Written by `{payload['command']}` on {env['written']} ({env['machine']['cpu_count']} CPUs, "
         f"{env['machine']['platform']}). Every figure below comes from `results.json` beside this file, which "
-        "also holds the exact commands, seeds and package versions." + _scope(cfg),
+        "also holds the exact commands, seeds and package versions."
+        + _scope(cfg)
+        + " "
+        + _code_line(payload["code"]),
         "",
         f"Settings: tasks {', '.join(cfg['tasks'])}; seeds {seeds} (the whole pipeline - record, train, probe, "
         f"evaluate - per seed; ± is the sample std over seeds); {cfg['episodes']} robot episodes per task "
@@ -338,6 +364,7 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
         "cost": {k: v for k, v in result["cost"].items() if k != "commands"},
         "paper": PAPER,
         "environment": environment(),
+        "code": code_versions(result),
         "commands": {
             f"{task}_s{seed}_{stage}": relative_to_cwd(r.get("commands", []))
             for task, seeds in result["runs"].items()

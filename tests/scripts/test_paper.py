@@ -56,6 +56,8 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert set(summary["success"]) == {*ARMS, "real50"}
     assert {"stamo", "backbone", "pixels", "goal_conditioned", "mean_baseline"} <= set(summary["probe"])
     assert payload["config"]["seeds"] == [0] and payload["environment"]["packages"]["lerobot"]
+    (version,) = payload["code"]  # every stage ran with the same code, and said which
+    assert version.startswith(payload["environment"]["packages"]["lerobot-policy-stamo"])
     assert any(c.startswith("lerobot-train") for cmds in payload["commands"].values() for c in cmds)
     report = (results / "report.md").read_text()
     assert "| `cotrain`: real + StaMo-labelled video |" in report and "84.6" in report
@@ -139,3 +141,13 @@ def test_claims_compare_arms_against_the_evaluation_noise():
     assert "A +0 ± 14 points (100 episodes each): no significant difference" in lines[1]
     assert "A +0 ± 13 points (100 episodes each): no significant difference" in lines[2]
     assert _stats([0.5, 0.7])["std"] == pytest.approx(0.1414, abs=1e-4)  # sample std over seeds
+
+
+def test_the_report_says_which_code_ran():
+    from lerobot_stamo.paper.report import _code_line
+
+    assert _code_line({"None": ["a"]}) == "Code: not recorded."
+    assert _code_line({"1.0 (abc)": ["a", "b"]}) == "Code: `1.0 (abc)`."
+    mixed = _code_line({"1.0 (abc)": ["a"], "1.0 (abc+dirty)": ["b"], "None": ["c"]})
+    assert "(1 stage ran before the code version was recorded)" in mixed
+    assert "**the stages ran with different code**" in mixed
