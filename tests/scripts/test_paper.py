@@ -9,6 +9,7 @@ from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
 from lerobot_stamo.paper.pipeline import ARMS, check_settings, stage_count
+from lerobot_stamo.paper.report import _code_line, _scope, _stats, claim_lines
 from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,9 +99,8 @@ def test_quick_defaults_never_touch_the_full_run():
 
 def test_a_cache_made_with_other_settings_is_refused(tmp_path):
     check_settings(parse_args([*TINY, "--work_dir", str(tmp_path)]), tmp_path)
-    check_settings(
-        parse_args([*TINY, "--seeds", "1", "--work_dir", str(tmp_path)]), tmp_path
-    )  # seeds may differ
+    seeds_differ = parse_args([*TINY, "--seeds", "1", "--work_dir", str(tmp_path)])
+    check_settings(seeds_differ, tmp_path)  # another seed of the same run: accepted
     with pytest.raises(StamoInputError, match=r"--policy_steps=3 \(cached: 2\).*or another --work_dir"):
         check_settings(parse_args([*TINY, "--policy_steps", "3"]), tmp_path)
 
@@ -117,8 +117,6 @@ def test_bad_arguments_name_the_flag_and_the_fix(tmp_path):
 
 
 def test_a_partial_run_says_so_before_any_figure():
-    from lerobot_stamo.paper.report import _scope
-
     assert "1 of its 6 task-and-seed pipelines (one seed: no ± yet)" in _scope(
         {"quick": False, "tasks": ["PickCube"], "seeds": [0]}
     )
@@ -127,8 +125,6 @@ def test_a_partial_run_says_so_before_any_figure():
 
 
 def test_claims_compare_arms_against_the_evaluation_noise():
-    from lerobot_stamo.paper.report import _stats, claim_lines
-
     def task(state, none, cotrain, real10):
         rates = {"state": state, "none": none, "motion": none, "cotrain": cotrain, "real10": real10}
         return {"eval_episodes": 50, "success": {arm: _stats(v) for arm, v in rates.items()}}
@@ -144,8 +140,6 @@ def test_claims_compare_arms_against_the_evaluation_noise():
 
 
 def test_the_report_says_which_code_ran():
-    from lerobot_stamo.paper.report import _code_line
-
     assert _code_line({"None": ["a"]}) == "Code: not recorded."
     assert _code_line({"1.0 (abc)": ["a", "b"]}) == "Code: `1.0 (abc)`."
     mixed = _code_line({"1.0 (abc)": ["a"], "1.0 (abc+dirty)": ["b"], "None": ["c"]})
