@@ -307,9 +307,12 @@ def stamo_stage(cfg: PaperConfig, run_dir: Path, data: dict, seed: int) -> Calla
     def fn(stage: Stage) -> dict:
         from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
 
-        parts = write_tiny_pretrained(
-            run_dir / "stamo_pretrained", seed=seed, fit_vae_steps=cfg.fit_vae_steps
-        )
+        written = run_dir / "stamo_pretrained" / "parts.json"  # last: the parts are complete
+        if written.is_file():  # an interrupted attempt of this stage made them: no second VAE fit
+            parts = json.loads(written.read_text())
+        else:
+            parts = write_tiny_pretrained(written.parent, seed=seed, fit_vae_steps=cfg.fit_vae_steps)
+            _write_json(written, parts)
         stage.commands.append(
             f"python -c 'from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained; "
             f'write_tiny_pretrained("{run_dir / "stamo_pretrained"}", seed={seed}, '

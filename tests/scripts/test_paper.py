@@ -73,19 +73,28 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     after = json.loads((results / "results.json").read_text())
     assert after["summary"] == json.loads(before)["summary"]
 
-    # A training cut short resumes from its last checkpoint (LeRobot's --resume), and keeps only the last one.
-    checkpoints = work / "PickCube_s0" / "train_none" / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["000002", "last"]  # saved at 1 and 2, pruned
-    saved = checkpoints / "last" / "pretrained_model" / "train_config.json"
-    saved.write_text(saved.read_text().replace('"steps": 2,', '"steps": 3,'))  # as if stopped at 2 of 3
-    for stage in ("train_none", "eval_none"):
-        (work / "stages" / f"PickCube_s0_{stage}.json").unlink()
+    # Trainings cut short resume from their last checkpoint (LeRobot's --resume) and keep only the last one;
+    # the stamo's pretrained parts are not made again.
+    parts = work / "PickCube_s0" / "stamo_pretrained" / "parts.json"
+    parts_written = parts.stat().st_mtime_ns
+    for train, stage_names in (("train_none", ("train_none", "eval_none")), ("train_stamo", ("stamo",))):
+        checkpoints = work / "PickCube_s0" / train / "checkpoints"
+        assert sorted(p.name for p in checkpoints.iterdir()) == ["000002", "last"]  # saved at 1 and 2, pruned
+        saved = checkpoints / "last" / "pretrained_model" / "train_config.json"
+        saved.write_text(saved.read_text().replace('"steps": 2,', '"steps": 3,'))  # as if stopped at 2 of 3
+        for name in stage_names:
+            (work / "stages" / f"PickCube_s0_{name}.json").unlink()
     proc = run_cli(args, cwd=tmp_path)
-    assert (proc.stderr + proc.stdout).count("(cached)") == len(stages) - 2
-    resumed = json.loads((work / "stages" / "PickCube_s0_train_none.json").read_text())
-    assert resumed["commands"] == [f"lerobot-train --config_path={saved} --resume=true"]
-    assert "Resuming data order" in (work / "logs" / "PickCube_s0_train_none.log").read_text()
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["000003", "last"]
+    assert (proc.stderr + proc.stdout).count("(cached)") == len(stages) - 3
+    for train, stage_name in (("train_none", "train_none"), ("train_stamo", "stamo")):
+        saved = (
+            work / "PickCube_s0" / train / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+        )
+        resumed = json.loads((work / "stages" / f"PickCube_s0_{stage_name}.json").read_text())
+        assert resumed["commands"][-1] == f"lerobot-train --config_path={saved} --resume=true"
+        assert "Resuming data order" in (work / "logs" / f"PickCube_s0_{stage_name}.log").read_text()
+        assert sorted(p.name for p in saved.parents[2].iterdir()) == ["000003", "last"]
+    assert parts.stat().st_mtime_ns == parts_written
 
 
 def test_quick_defaults_never_touch_the_full_run():
