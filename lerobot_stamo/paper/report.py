@@ -267,7 +267,11 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{cfg['image_size']} px; tiny `stamo` {cfg['stamo_steps']} steps; policies {cfg['policy_steps']} steps "
         f"of batch {cfg['batch_size']}; {cfg['eval_episodes']} evaluation episodes per policy and seed (env seeds "
         f"from {payload['eval_seed']}). The paper trains a 2 B-parameter decoder and 7 B VLAs on LIBERO; here "
-        "everything is tiny and CPU-trained, so compare trends, not absolute numbers.",
+        "everything is tiny and CPU-trained, so compare trends, not absolute numbers. In particular no pretrained "
+        "weights can be downloaded here: the `stamo`'s tiny DINOv2 and DiT start from random weights and train "
+        "with its compressor on the training episodes, over a tiny VAE fitted for "
+        f"{cfg['fit_vae_steps']} steps on synthetic frames; the paper's DINOv2-B and SD3 are pretrained (and "
+        "DINOv2 frozen).",
         "",
         "## 1. Reconstruction (held-out episodes)",
         "",
@@ -287,7 +291,8 @@ def markdown(payload: dict[str, Any]) -> str:
               "motion added to episode 1's first frame.", "", "![interpolation](interpolation.png)", "",
               "## 3. Linear probe (paper Fig. 4): held-out MSE of the action chunk", "",
               "Relative joint actions, standardised on the training episodes (predicting the mean scores ~1). "
-              f"Paper: {PAPER['probe']}.", ""]  # fmt: skip
+              f"Paper: {PAPER['probe']}. Here 'Delta backbone features' come from that tiny DINOv2, trained from "
+              "scratch with the autoencoder, not from a pretrained one.", ""]  # fmt: skip
     for task, s in summary.items():
         ks = s["horizons"]
         lines += [f"**{task}**", "", "| representation | " + " | ".join(f"k={k}" for k in ks) + " |",
