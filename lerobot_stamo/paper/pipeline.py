@@ -68,6 +68,8 @@ class PaperConfig:
     results_dir: Path = Path("docs/results")
     configs_dir: Path = Path("configs")
     quick: bool = False
+    # Write the report from finished stages only: no stage runs (safe beside a run in progress).
+    report_only: bool = False
     seeds: list[int] = field(default_factory=lambda: list(FULL_SEEDS))
     tasks: list[str] = field(default_factory=lambda: list(FULL_TASKS))
     # Parallel trainings/evaluations (each one CPU thread).
@@ -230,8 +232,9 @@ class Stage:
 class StageRunner:
     """Runs stages once: a finished stage's result is read back from `<work_dir>/stages/<name>.json`."""
 
-    def __init__(self, work_dir: Path, total: int):
+    def __init__(self, work_dir: Path, total: int, report_only: bool = False):
         self.work_dir = Path(work_dir)
+        self.report_only = report_only
         self.stages = self.work_dir / "stages"
         self.logs = self.work_dir / "logs"
         self.stages.mkdir(parents=True, exist_ok=True)
@@ -245,6 +248,11 @@ class StageRunner:
         path = self.stages / f"{name}.json"
         if path.is_file():
             result, note = json.loads(path.read_text()), "cached"
+        elif self.report_only:
+            raise StamoInputError(
+                f"Stage {name!r} has not finished in {self.work_dir}: --report_only writes a report from finished "
+                "stages only. Pass the --tasks/--seeds whose stages have all finished, or run without --report_only."
+            )
         else:
             stage = Stage(name, self.logs, running=self.running)
             start, code = time.perf_counter(), code_version()
@@ -689,11 +697,32 @@ def check_settings(cfg: PaperConfig, work_dir: Path) -> None:
         _write_json(path, settings)
 
 
+def lock_work_dir(work_dir: Path) -> Any:
+    """Holds `<work_dir>/.lock` while stages run: a second run would train the same stages into the same folders."""
+    import fcntl
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(work_dir / ".lock", "a+")  # noqa: SIM115 - held until this process exits
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        raise StamoInputError(
+            f"Another lerobot-stamo-paper (pid {lock.read().strip() or '?'}) is running stages in {work_dir}: wait "
+            "for it, or pass --report_only to write a report from the stages it has finished."
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 def run_paper(cfg: PaperConfig) -> dict[str, Any]:
     """Runs (or reads back) every stage; returns `{"runs": {task: {seed: {stage: result}}}, "cost": ...}`."""
     work_dir = Path(cfg.work_dir).resolve()
     check_settings(cfg, work_dir)
-    runner = StageRunner(work_dir, stage_count(cfg))
+    lock = None if cfg.report_only else lock_work_dir(work_dir)
+    runner = StageRunner(work_dir, stage_count(cfg), report_only=cfg.report_only)
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     cost = None
     try:
@@ -705,6 +734,8 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
                     cost = runner.run("cost", cost_stage(cfg, checkpoints, r["label"], r["label"]))
     finally:
         runner.close()
+        if lock is not None:
+            lock.close()
     return {
         "runs": runs,
         "cost": cost,

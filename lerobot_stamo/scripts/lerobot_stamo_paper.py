@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
         help="where the report goes (docs/results; --quick: <work_dir>/results, never over the full report)",
     )
     parser.add_argument("--configs_dir", type=Path, default=Path("configs"))
+    parser.add_argument(
+        "--report_only",
+        action="store_true",
+        help="write the report from finished stages only (safe beside a run in progress)",
+    )
     parser.add_argument("--seeds", type=_ints, default=None, help="default 0,1,2 (--quick: 0)")
     parser.add_argument("--tasks", type=_names, default=list(FULL_TASKS))
     parser.add_argument("--jobs", type=int, default=2, help="parallel trainings/evaluations")

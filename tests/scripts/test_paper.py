@@ -2,13 +2,14 @@
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
-from lerobot_stamo.paper.pipeline import ARMS, check_settings, stage_count
+from lerobot_stamo.paper.pipeline import ARMS, check_settings, lock_work_dir, run_paper, stage_count
 from lerobot_stamo.paper.report import _code_line, _scope, _stats, claim_lines
 from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args
 
@@ -66,9 +67,9 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert len(stages) == stage_count(parse_args(TINY)), stages
     assert "[20/20] cost" in proc.stderr + proc.stdout
 
-    # Resuming: every stage is read back, nothing is re-run, the report is the same.
+    # Every stage is read back, nothing is re-run, the report is the same (--report_only: nothing may run).
     before = (results / "results.json").read_text()
-    proc = run_cli(args, cwd=tmp_path)
+    proc = run_cli([*args, "--report_only"], cwd=tmp_path)
     assert (proc.stderr + proc.stdout).count("(cached)") == len(stages)
     after = json.loads((results / "results.json").read_text())
     assert after["summary"] == json.loads(before)["summary"]
@@ -154,3 +155,15 @@ def test_the_report_says_which_code_ran():
     mixed = _code_line({"1.0 (abc)": ["a"], "1.0 (abc+dirty)": ["b"], "None": ["c"]})
     assert "(1 stage ran before the code version was recorded)" in mixed
     assert "**the stages ran with different code**" in mixed
+
+
+def test_report_only_runs_nothing_and_a_second_run_is_refused(tmp_path):
+    with pytest.raises(StamoInputError, match="Stage 'PickCube_s0_record' has not finished.*--report_only"):
+        run_paper(parse_args([*TINY, "--work_dir", str(tmp_path), "--report_only"]))
+    assert not (tmp_path / "PickCube_s0").exists()
+    held = lock_work_dir(tmp_path)  # as a run in progress holds it
+    with pytest.raises(
+        StamoInputError, match=rf"Another lerobot-stamo-paper \(pid {os.getpid()}\) is running"
+    ):
+        run_paper(parse_args([*TINY, "--work_dir", str(tmp_path)]))
+    held.close()
