@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
     result = run_paper(cfg)
-    written = write_report(result, cfg.results_dir, shlex.join(["lerobot-stamo-paper", *argv]))
+    # The command that computes these stages (`--report_only` only reads them back).
+    command = shlex.join(["lerobot-stamo-paper", *(a for a in argv if a != "--report_only")])
+    written = write_report(result, cfg.results_dir, command)
     for name, path in written.items():
         print(f"  {name:16s} {path}")
     print(f"Report: {written['report']}")
