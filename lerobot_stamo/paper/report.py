@@ -127,12 +127,16 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _stage_results(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every stage's result by its name (`<task>_s<seed>_<stage>`, `cost`)."""
+    return {f"{task}_s{seed}_{name}": r for task, seeds in result["runs"].items()
+            for seed, run in seeds.items() for name, r in run.items()} | {"cost": result["cost"]}  # fmt: skip
+
+
 def code_versions(result: dict[str, Any]) -> dict[str, list[str]]:
     """Which stages ran with which version of this project's code (stages cached before it was recorded: None)."""
-    stages = {f"{task}_s{seed}_{name}": r for task, seeds in result["runs"].items()
-              for seed, run in seeds.items() for name, r in run.items()} | {"cost": result["cost"]}  # fmt: skip
     versions: dict[str, list[str]] = {}
-    for name, r in stages.items():
+    for name, r in _stage_results(result).items():
         versions.setdefault(str(r.get("code")), []).append(name)
     return versions
 
@@ -371,12 +375,8 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
         "environment": environment(),
         "code": code_versions(result),
         "commands": {
-            f"{task}_s{seed}_{stage}": relative_to_cwd(r.get("commands", []))
-            for task, seeds in result["runs"].items()
-            for seed, run in seeds.items()
-            for stage, r in run.items()
-        }
-        | {"cost": relative_to_cwd(result["cost"].get("commands", []))},
+            name: relative_to_cwd(r.get("commands", [])) for name, r in _stage_results(result).items()
+        },
     }
     written = {
         "probe_mse": out / "probe_mse.png",
