@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_ENV := HF_HUB_OFFLINE=1 MUJOCO_GL=egl WANDB_MODE=disabled
+# the tests run in parallel workers (pytest-xdist): one per core, at most TEST_WORKERS (each holds ~2 GB)
+TEST_WORKERS ?= 4
 
 .PHONY: install demo paper test lint bench
 
@@ -28,7 +30,7 @@ paper: install
 	$(RUN_ENV) $(BIN)/lerobot-stamo-paper $(ARGS)
 
 test: install
-	$(RUN_ENV) $(BIN)/python -m pytest -q $(ARGS)
+	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto --maxprocesses=$(TEST_WORKERS) $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

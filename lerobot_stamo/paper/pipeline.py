@@ -168,7 +168,8 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def code_version() -> str:
-    """This package's version, with the git commit when it runs from a checkout ("+dirty": uncommitted code)."""
+    """This package's version, with the last commit that changed its code or configs when it runs from a checkout
+    ("+dirty": uncommitted code). Commits to tests or docs during a long run do not change it."""
     from importlib import metadata
 
     version = metadata.version("lerobot-policy-stamo")
@@ -179,8 +180,9 @@ def code_version() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
 
-    dirty = git("status", "--porcelain", "--", "lerobot_stamo", "configs")
-    return f"{version} ({git('rev-parse', '--short', 'HEAD')}{'+dirty' if dirty else ''})"
+    code = ("--", "lerobot_stamo", "configs")
+    dirty = git("status", "--porcelain", *code)
+    return f"{version} ({git('log', '-1', '--format=%h', *code)}{'+dirty' if dirty else ''})"
 
 
 class StageFailed(RuntimeError):
