@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_ENV := HF_HUB_OFFLINE=1 MUJOCO_GL=egl WANDB_MODE=disabled
-# the tests run in parallel workers (pytest-xdist): one per core, at most TEST_WORKERS (each holds ~2 GB)
+# the tests run in parallel workers (pytest-xdist): one per core, at most TEST_WORKERS (2 workers: 6.9 GB peak)
 TEST_WORKERS ?= 4
 
 .PHONY: install demo paper test lint bench
