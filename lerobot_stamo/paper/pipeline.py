@@ -168,8 +168,9 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def code_version() -> str:
-    """This package's version, with the last commit that changed its code or configs when it runs from a checkout
-    ("+dirty": uncommitted code). Commits to tests or docs during a long run do not change it."""
+    """This package's version, with the last commit that changed the code or configs a stage runs when it runs
+    from a checkout ("+dirty": uncommitted code). Commits to tests, docs or the report's writing (`report.py`
+    reads finished stages, never runs one) during a long run do not change it."""
     from importlib import metadata
 
     version = metadata.version("lerobot-policy-stamo")
@@ -180,7 +181,7 @@ def code_version() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
 
-    code = ("--", "lerobot_stamo", "configs")
+    code = ("--", "lerobot_stamo", "configs", ":(exclude)lerobot_stamo/paper/report.py")
     dirty = git("status", "--porcelain", *code)
     return f"{version} ({git('log', '-1', '--format=%h', *code)}{'+dirty' if dirty else ''})"
 

@@ -83,9 +83,13 @@ def claim_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cell(s: dict[str, Any], fmt: str = "{:.3f}", scale: float = 1.0) -> str:
+def _cell(s: dict[str, Any], fmt: str = "{:.3f}", scale: float = 1.0, per_seed: bool = False) -> str:
+    """`mean ± std` over seeds (the mean alone for one seed); `per_seed`: each seed's value after it."""
     mean, std = fmt.format(s["mean"] * scale), fmt.format(s["std"] * scale)
-    return mean if len(s["values"]) == 1 else f"{mean} ± {std}"
+    if len(s["values"]) == 1:
+        return mean
+    seeds = f" ({', '.join(fmt.format(v * scale) for v in s['values'])})" if per_seed else ""
+    return f"{mean} ± {std}{seeds}"
 
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
@@ -311,7 +315,7 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += ["", f"Lowest linear-probe MSE per horizon: {', '.join(REPRESENTATIONS[b] for b in best)} - the "
                   f"paper's claim (StaMo lowest at every k) {verdict} here.", ""]  # fmt: skip
     lines += ["![probe](probe_mse.png)", "", "## 4-5. Policies: world model (Table 2) and co-training (Table 5)", "",
-              "Success rate (%) on the simulated task, mean ± std over seeds. With "
+              "Success rate (%) on the simulated task, mean ± std over seeds (each seed's in brackets). With "
               f"{cfg['eval_episodes']} evaluation episodes, one seed's rate has a standard error of up to "
               f"{50 / math.sqrt(cfg['eval_episodes']):.0f} points (at 50 %): smaller differences are noise.", ""]  # fmt: skip
     arms = [*ARMS, *REUSED_ARMS]
@@ -325,11 +329,15 @@ def markdown(payload: dict[str, Any]) -> str:
                   "motion": f"{w['openvla_stamo_motion']} (OpenVLA + motion)", "act": "",
                   "real10": f"{c['real10']}", "cotrain": f"{c['cotrain']}", "real50": f"{c['real50']}"}  # fmt: skip
     for arm in arms:
-        cells = [_cell(summary[t]["success"][arm], "{:.0f}", 100) for t in summary]
+        cells = [_cell(summary[t]["success"][arm], "{:.0f}", 100, per_seed=True) for t in summary]
         lines.append(f"| `{arm}`: {labels[arm]} | " + " | ".join(cells) + f" | {paper_cell[arm]} |")
     lines += ["", f"`real10` trains on {cfg['real_episodes']} robot episodes; `cotrain` on the same plus "
               f"{cfg['video_episodes']} StaMo-labelled video episodes, both with the latent-action head "
-              f"(`lambda_latent=1`); `real50` on all {cfg['episodes']}, without it.", "",
+              f"(`lambda_latent=1`); `real50` on all {cfg['episodes']}, without it. Every arm trains from scratch "
+              f"for the same {cfg['policy_steps']} steps of batch {cfg['batch_size']}, ACT included (LeRobot's ACT "
+              "at chunk 20, learning rate 1e-4, its ResNet-18 without ImageNet weights, which are not available "
+              "offline; LeRobot's default training run is 100,000 steps): a small budget, so the rates vary "
+              "between seeds.", "",
               "The paper's claims here (difference in success, ± the 95 % interval of the evaluation noise alone; "
               "the spread between seeds adds to it):", "", *claim_lines(summary), "",
               "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "",

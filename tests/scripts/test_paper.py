@@ -10,7 +10,7 @@ from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
 from lerobot_stamo.paper.pipeline import ARMS, check_settings, lock_work_dir, run_paper, stage_count
-from lerobot_stamo.paper.report import _code_line, _scope, _stats, claim_lines
+from lerobot_stamo.paper.report import _cell, _code_line, _scope, _stats, claim_lines
 from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,6 +147,8 @@ def test_claims_compare_arms_against_the_evaluation_noise():
     assert "A +0 ± 14 points (100 episodes each): no significant difference" in lines[1]
     assert "A +0 ± 13 points (100 episodes each): no significant difference" in lines[2]
     assert _stats([0.5, 0.7])["std"] == pytest.approx(0.1414, abs=1e-4)  # sample std over seeds
+    assert _cell(_stats([0.66, 0.06]), "{:.0f}", 100, per_seed=True) == "36 ± 42 (66, 6)"
+    assert _cell(_stats([0.66]), "{:.0f}", 100, per_seed=True) == "66"
 
 
 def test_the_report_says_which_code_ran():
