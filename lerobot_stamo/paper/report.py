@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shlex
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -135,6 +136,13 @@ def _stage_results(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every stage's result by its name (`<task>_s<seed>_<stage>`, `cost`)."""
     return {f"{task}_s{seed}_{name}": r for task, seeds in result["runs"].items()
             for seed, run in seeds.items() for name, r in run.items()} | {"cost": result["cost"]}  # fmt: skip
+
+
+def _act_flags(commands: dict[str, list[str]]) -> str:
+    """The chunk and learning rate ACT's `lerobot-train` ran with, as its flags (read from the recorded command)."""
+    train = next(c for name, cmds in commands.items() if name.endswith("_train_act") for c in cmds)
+    wanted = ("--policy.chunk_size=", "--policy.optimizer_lr=")
+    return " ".join(f"`{a}`" for a in shlex.split(train) if a.startswith(wanted))
 
 
 def code_versions(result: dict[str, Any]) -> dict[str, list[str]]:
@@ -335,9 +343,9 @@ def markdown(payload: dict[str, Any]) -> str:
               f"{cfg['video_episodes']} StaMo-labelled video episodes, both with the latent-action head "
               f"(`lambda_latent=1`); `real50` on all {cfg['episodes']}, without it. Every arm trains from scratch "
               f"for the same {cfg['policy_steps']} steps of batch {cfg['batch_size']}, ACT included (LeRobot's ACT "
-              "at chunk 20, learning rate 1e-4, its ResNet-18 without ImageNet weights, which are not available "
-              "offline; LeRobot's default training run is 100,000 steps): a small budget, so the rates vary "
-              "between seeds.", "",
+              f"with {_act_flags(payload['commands'])}, its ResNet-18 without ImageNet weights, which are not "
+              "available offline; LeRobot's default training run is 100,000 steps): a small budget, so the rates "
+              "vary between seeds.", "",
               "The paper's claims here (difference in success, ± the 95 % interval of the evaluation noise alone; "
               "the spread between seeds adds to it):", "", *claim_lines(summary), "",
               "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "",

@@ -10,7 +10,7 @@ from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
 from lerobot_stamo.paper.pipeline import ARMS, check_settings, lock_work_dir, run_paper, stage_count
-from lerobot_stamo.paper.report import _cell, _code_line, _scope, _stats, claim_lines
+from lerobot_stamo.paper.report import _act_flags, _cell, _code_line, _scope, _stats, claim_lines
 from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +63,7 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert any(c.startswith("lerobot-train") for cmds in payload["commands"].values() for c in cmds)
     report = (results / "report.md").read_text()
     assert "| `cotrain`: real + StaMo-labelled video |" in report and "84.6" in report
+    assert "ACT with `--policy.chunk_size=20` `--policy.optimizer_lr=1e-4`" in report  # as it ran
     stages = sorted(p.name for p in (work / "stages").glob("*.json"))
     assert len(stages) == stage_count(parse_args(TINY)), stages
     assert "[20/20] cost" in proc.stderr + proc.stdout
@@ -149,6 +150,10 @@ def test_claims_compare_arms_against_the_evaluation_noise():
     assert _stats([0.5, 0.7])["std"] == pytest.approx(0.1414, abs=1e-4)  # sample std over seeds
     assert _cell(_stats([0.66, 0.06]), "{:.0f}", 100, per_seed=True) == "36 ± 42 (66, 6)"
     assert _cell(_stats([0.66]), "{:.0f}", 100, per_seed=True) == "66"
+    act = "lerobot-train --policy.type=act --policy.chunk_size=8 --policy.optimizer_lr=3e-5 --steps=9"
+    assert _act_flags({"T_s0_record": ["x"], "T_s0_train_act": [act]}) == (
+        "`--policy.chunk_size=8` `--policy.optimizer_lr=3e-5`"
+    )
 
 
 def test_the_report_says_which_code_ran():
