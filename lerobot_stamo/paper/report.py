@@ -150,7 +150,7 @@ def code_versions(result: dict[str, Any]) -> dict[str, list[str]]:
     versions: dict[str, list[str]] = {}
     for name, r in _stage_results(result).items():
         versions.setdefault(str(r.get("code")), []).append(name)
-    return versions
+    return {v: sorted(names) for v, names in versions.items()}  # stable: stages finish in any order
 
 
 def _code_line(versions: dict[str, list[str]]) -> str:
