@@ -19,7 +19,9 @@ Per task and seed (the whole pipeline is repeated per seed, as the paper's std o
 A stage is skipped when `<work_dir>/stages/<stage>.json` exists; that file is written last, atomically, so an
 interrupted run continues with the stage it was in, and an interrupted training resumes from its last checkpoint
 (`lerobot-train --resume=true`; a quarter of its steps at most are lost). `<work_dir>/settings.json` holds the
-sizes the cache was made with: another preset or override is refused rather than mixed with it.
+sizes the cache was made with: another preset or override is refused rather than mixed with it. A pipeline whose
+stages have all finished is published to `<results_dir>/runs/` (see `ledger`) and read back from there by later
+runs, on this machine or another.
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ from typing import Any
 from tqdm import tqdm
 
 from lerobot_stamo.errors import StamoInputError
+
+from .ledger import (
+    ledger_dir,
+    publish,
+    publish_cost,
+    read_cost,
+    read_published,
+    settings_differences,
+    write_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -159,18 +171,11 @@ QUICK = Scale(episodes=6, video_episodes=6, real_episodes=2, image_size=64, fit_
               stamo_steps=300, policy_steps=60, batch_size=8, eval_episodes=3, probe_steps=300, cost_reps=10)  # fmt: skip
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    """Writes JSON to a temporary file, then renames it: a reader sees the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def code_version() -> str:
     """This package's version, with the last commit that changed the code or configs a stage runs when it runs
-    from a checkout ("+dirty": uncommitted code). Commits to tests, docs or the report's writing (`report.py`
-    reads finished stages, never runs one) during a long run do not change it."""
+    from a checkout ("+dirty": uncommitted code). Commits to tests, docs, the report's writing (`report.py`
+    reads finished stages, never runs one) or publishing (`ledger.py` copies them) during a long run do not
+    change it."""
     from importlib import metadata
 
     version = metadata.version("lerobot-policy-stamo")
@@ -181,7 +186,13 @@ def code_version() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
 
-    code = ("--", "lerobot_stamo", "configs", ":(exclude)lerobot_stamo/paper/report.py")
+    code = (
+        "--",
+        "lerobot_stamo",
+        "configs",
+        ":(exclude)lerobot_stamo/paper/report.py",
+        ":(exclude)lerobot_stamo/paper/ledger.py",
+    )
     dirty = git("status", "--porcelain", *code)
     return f"{version} ({git('log', '-1', '--format=%h', *code)}{'+dirty' if dirty else ''})"
 
@@ -242,7 +253,7 @@ class StageRunner:
         self.logs = self.work_dir / "logs"
         self.stages.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.bar = tqdm(total=total, unit="stage", desc="paper", dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit="stage", desc="paper", dynamic_ncols=True, disable=total == 0)
         self.lock = threading.Lock()
         self.results: dict[str, dict[str, Any]] = {}
         self.running: set[subprocess.Popen] = set()
@@ -261,7 +272,7 @@ class StageRunner:
             start, code = time.perf_counter(), code_version()
             result = fn(stage)
             result |= {"wall_s": time.perf_counter() - start, "commands": stage.commands, "code": code}
-            _write_json(path, result)
+            write_json(path, result)
             note = f"{result['wall_s']:.0f} s"
         with self.lock:
             self.results[name] = result
@@ -323,7 +334,7 @@ def stamo_stage(cfg: PaperConfig, run_dir: Path, data: dict, seed: int) -> Calla
             parts = json.loads(written.read_text())
         else:
             parts = write_tiny_pretrained(written.parent, seed=seed, fit_vae_steps=cfg.fit_vae_steps)
-            _write_json(written, parts)
+            write_json(written, parts)
         stage.commands.append(
             f"python -c 'from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained; "
             f'write_tiny_pretrained("{run_dir / "stamo_pretrained"}", seed={seed}, '
@@ -631,9 +642,18 @@ def cost_stage(
 
 
 # ------------------------------------------------------------------------------------------------- runner
+# The stages of one task and seed, in the order they finish on one job.
+PIPELINE_STAGES = ("record", "stamo", "reconstruction", "interpolation", "label", "probe", "cotrain_data",
+                   *(f"{kind}_{arm}" for arm in ARMS for kind in ("train", "eval")))  # fmt: skip
+
+
 def stage_count(cfg: PaperConfig) -> int:
-    per_run = 7 + 2 * len(ARMS)  # record, stamo, reconstruction, interpolation, label, probe, cotrain_data
-    return len(cfg.tasks) * len(cfg.seeds) * per_run + 1  # + cost
+    return len(cfg.tasks) * len(cfg.seeds) * len(PIPELINE_STAGES) + 1  # + cost
+
+
+def finished(work_dir: Path, task: str, seed: int) -> bool:
+    """Whether every stage of `task` and `seed` has finished in `work_dir`."""
+    return all((work_dir / "stages" / f"{task}_s{seed}_{name}.json").is_file() for name in PIPELINE_STAGES)
 
 
 def run_task_seed(cfg: PaperConfig, runner: StageRunner, task: str, seed: int) -> dict[str, Any]:
@@ -679,25 +699,25 @@ def run_task_seed(cfg: PaperConfig, runner: StageRunner, task: str, seed: int) -
     return r
 
 
+def settings_of(cfg: PaperConfig) -> dict[str, Any]:
+    """The sizes that make two pipelines comparable (tasks and seeds aside)."""
+    keys = [f.name for f in fields(Scale)] + ["horizon", "probe_horizons", "test_fraction"]
+    return {key: getattr(cfg, key) for key in keys}
+
+
 def check_settings(cfg: PaperConfig, work_dir: Path) -> None:
     """Records the sizes the cache in `work_dir` is made with; refuses other ones (cached stages would mix them)."""
-    keys = [f.name for f in fields(Scale)] + ["horizon", "probe_horizons", "test_fraction"]
-    settings = {key: getattr(cfg, key) for key in keys}
+    settings = settings_of(cfg)
     path = work_dir / "settings.json"
     if path.is_file():
-        cached = json.loads(path.read_text())
-        changed = [
-            f"--{key}={settings[key]} (cached: {cached.get(key)})"
-            for key in keys
-            if cached.get(key) != settings[key]
-        ]
+        changed = settings_differences(settings, json.loads(path.read_text()))
         if changed:
             raise StamoInputError(
                 f"{work_dir} caches a run made with other settings: {', '.join(changed)}. Pass the same settings "
                 "to continue it, or another --work_dir for a new run."
             )
     else:
-        _write_json(path, settings)
+        write_json(path, settings)
 
 
 def lock_work_dir(work_dir: Path) -> Any:
@@ -721,26 +741,53 @@ def lock_work_dir(work_dir: Path) -> Any:
 
 
 def run_paper(cfg: PaperConfig) -> dict[str, Any]:
-    """Runs (or reads back) every stage; returns `{"runs": {task: {seed: {stage: result}}}, "cost": ...}`."""
+    """Runs (or reads back) every stage of `--tasks` x `--seeds` and reads back every pipeline published in
+    `<results_dir>/runs/`; returns `{"runs": {task: {seed: {stage: result}}}, "cost": ..., "missing": [...]}`.
+
+    A pipeline is published there as soon as its last stage finishes (also by `--report_only`, which runs no
+    stage: pipelines it finds unfinished in `--work_dir` are left out and listed in `missing`).
+    """
     work_dir = Path(cfg.work_dir).resolve()
     check_settings(cfg, work_dir)
+    ledger, settings = ledger_dir(cfg.results_dir), settings_of(cfg)
+    published = read_published(ledger, settings)
+    todo = [(task, seed) for task in cfg.tasks for seed in cfg.seeds if (task, seed) not in published]
+    missing = [] if not cfg.report_only else [p for p in todo if not finished(work_dir, *p)]
+    todo = [p for p in todo if p not in missing]
+    if not published and not todo:
+        raise StamoInputError(
+            f"No pipeline of --tasks={','.join(cfg.tasks)} --seeds={','.join(map(str, cfg.seeds))} has finished in "
+            f"{cfg.work_dir}, and none is published in {ledger}: --report_only writes a report from finished "
+            "pipelines only. Run without --report_only first."
+        )
+    for task, seed in published:
+        tqdm.write(f"{task}_s{seed}: published ({ledger / f'{task}_s{seed}'})")
+    for task, seed in missing:
+        tqdm.write(f"{task}_s{seed}: not finished in {cfg.work_dir}, left out of the report")
+    cost = read_cost(ledger)
     lock = None if cfg.report_only else lock_work_dir(work_dir)
-    runner = StageRunner(work_dir, stage_count(cfg), report_only=cfg.report_only)
-    runs: dict[str, dict[str, dict[str, Any]]] = {}
-    cost = None
+    total = len(todo) * len(PIPELINE_STAGES) + int(cost is None and bool(todo))
+    runner = StageRunner(work_dir, total, report_only=cfg.report_only)
+    runs = dict(published)
     try:
-        for task in cfg.tasks:
-            for seed in cfg.seeds:
-                r = runs.setdefault(task, {})[str(seed)] = run_task_seed(cfg, runner, task, seed)
-                if cost is None:
-                    checkpoints = {arm: r[f"train_{arm}"]["checkpoint"] for arm in ("none", "state")}
-                    cost = runner.run("cost", cost_stage(cfg, checkpoints, r["label"], r["label"]))
+        for task, seed in todo:
+            r = runs[(task, seed)] = run_task_seed(cfg, runner, task, seed)
+            publish(ledger, task, seed, settings, {name: r[name] for name in PIPELINE_STAGES})
+            if cost is None and (not cfg.report_only or (runner.stages / "cost.json").is_file()):
+                checkpoints = {arm: r[f"train_{arm}"]["checkpoint"] for arm in ("none", "state")}
+                cost = runner.run("cost", cost_stage(cfg, checkpoints, r["label"], r["label"]))
+                publish_cost(ledger, cost)
     finally:
         runner.close()
         if lock is not None:
             lock.close()
+    nested: dict[str, dict[str, dict[str, Any]]] = {}
+    tasks = list(dict.fromkeys([*FULL_TASKS, *cfg.tasks]))
+    for task, seed in sorted(runs, key=lambda p: (tasks.index(p[0]) if p[0] in tasks else len(tasks), p)):
+        nested.setdefault(task, {})[str(seed)] = runs[(task, seed)]
     return {
-        "runs": runs,
+        "runs": nested,
         "cost": cost,
+        "missing": [f"{task}_s{seed}" for task, seed in missing],
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }

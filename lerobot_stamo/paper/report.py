@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import ARMS, FULL_SEEDS, FULL_TASKS, REUSED_ARMS, _write_json
+from .ledger import relative_to_cwd, write_json
+from .pipeline import ARMS, FULL_SEEDS, FULL_TASKS, REUSED_ARMS
 
 # From /work/shared/reference/stamo-method.md (LIBERO unless said otherwise).
 PAPER = {
@@ -135,7 +136,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
 def _stage_results(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every stage's result by its name (`<task>_s<seed>_<stage>`, `cost`)."""
     return {f"{task}_s{seed}_{name}": r for task, seeds in result["runs"].items()
-            for seed, run in seeds.items() for name, r in run.items()} | {"cost": result["cost"]}  # fmt: skip
+            for seed, run in seeds.items() for name, r in run.items()} | ({"cost": result["cost"]} if result["cost"] else {})  # fmt: skip
 
 
 def _act_flags(commands: dict[str, list[str]]) -> str:
@@ -250,34 +251,40 @@ def _copy(src: str | Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _scope(cfg: dict[str, Any]) -> str:
+def _scope(cfg: dict[str, Any], pipelines: dict[str, list[int]]) -> str:
     """What the report covers, said before any figure: a smoke run, or a part of the full run."""
     if cfg["quick"]:
         return " **A `--quick` smoke run: tiny settings, the numbers are not a measurement.**"
-    runs, full = len(cfg["tasks"]) * len(cfg["seeds"]), len(FULL_TASKS) * len(FULL_SEEDS)
+    runs, full = sum(len(seeds) for seeds in pipelines.values()), len(FULL_TASKS) * len(FULL_SEEDS)
     if runs >= full:
         return ""
+    done = "; ".join(
+        f"{task} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+        for task, seeds in pipelines.items()
+    )
     return (
-        f" **A part of the full run: {runs} of its {full} task-and-seed pipelines"
-        + (" (one seed: no ± yet)" if len(cfg["seeds"]) == 1 else "")
-        + ".** The rest continue from the same cache with `lerobot-stamo-paper`."
+        f" **A part of the full run: {runs} of its {full} task-and-seed pipelines ({done})"
+        + (" - one seed per task: no ± yet" if all(len(s) == 1 for s in pipelines.values()) else "")
+        + ".** The others add to it as they finish (`lerobot-stamo-paper` reads the finished ones back from "
+        "`runs/` beside this file)."
     )
 
 
 def markdown(payload: dict[str, Any]) -> str:
     cfg, summary, cost, env = payload["config"], payload["summary"], payload["cost"], payload["environment"]
-    seeds = cfg["seeds"]
+    pipelines = payload["pipelines"]
+    done = "; ".join(f"{task} seeds {', '.join(map(str, seeds))}" for task, seeds in pipelines.items())
     lines = [
         "# StaMo's experiments on the simulated SO-101",
         "",
         f"Written by `{payload['command']}` on {env['written']} ({env['machine']['cpu_count']} CPUs, "
         f"{env['machine']['platform']}). Every figure below comes from `results.json` beside this file, which "
         "also holds the exact commands, seeds and package versions."
-        + _scope(cfg)
+        + _scope(cfg, pipelines)
         + " "
         + _code_line(payload["code"]),
         "",
-        f"Settings: tasks {', '.join(cfg['tasks'])}; seeds {seeds} (the whole pipeline - record, train, probe, "
+        f"Settings: {done} (the whole pipeline - record, train, probe, "
         f"evaluate - per seed; ± is the sample std over seeds); {cfg['episodes']} robot episodes per task "
         f"({len(payload['test_episodes'])} held out), {cfg['video_episodes']} video episodes, "
         f"{cfg['image_size']} px; tiny `stamo` {cfg['stamo_steps']} steps; policies {cfg['policy_steps']} steps "
@@ -303,8 +310,8 @@ def markdown(payload: dict[str, Any]) -> str:
               "", "Originals (top), VAE round trips, reconstructions (bottom):", "",
               "![reconstructions](reconstructions.png)", "",
               "## 2. Latent motion: interpolation and motion transfer", "",
-              "Start -> goal of episode 0 decoded along the straight line between their states; below, the same "
-              "motion added to episode 1's first frame.", "", "![interpolation](interpolation.png)", "",
+              f"Start -> goal of episode 0 ({payload['figures_from']}) decoded along the straight line between their "
+              "states; below, the same motion added to episode 1's first frame.", "", "![interpolation](interpolation.png)", "",
               "## 3. Linear probe (paper Fig. 4): held-out MSE of the action chunk", "",
               "Relative joint actions, standardised on the training episodes (predicting the mean scores ~1). "
               f"Paper: {PAPER['probe']}. Here 'Delta backbone features' come from that tiny DINOv2, trained from "
@@ -348,28 +355,32 @@ def markdown(payload: dict[str, Any]) -> str:
               "vary between seeds.", "",
               "The paper's claims here (difference in success, ± the 95 % interval of the evaluation noise alone; "
               "the spread between seeds adds to it):", "", *claim_lines(summary), "",
-              "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "",
-              "| measure | ours | paper |", "|---|---|---|",
-              f"| action chunk, no world model (ms; chunks/s) | {cost['chunk_ms']['none']:.1f}; "
-              f"{cost['chunks_per_s']['none']:.1f} | {PAPER['cost']['oft_hz']} Hz (OFT, GPU) |",
-              f"| action chunk, world-model head trained (ms; chunks/s) | {cost['chunk_ms']['state']:.1f}; "
-              f"{cost['chunks_per_s']['state']:.1f} | {PAPER['cost']['oft_stamo_hz']} Hz |",
-              f"| ratio with / without | {cost['world_model_over_none']:.3f}x | "
-              f"{1 / (1 - PAPER['cost']['slowdown']):.3f}x |",
-              f"| trunk + world-model head: the 2-token future state (ms) | {cost['predict_tokens_ms']:.1f} | |",
-              f"| the same, decoded into an image, {cost['decode_steps']} steps (ms) | "
-              f"{cost['predict_and_decode_image_ms']:.1f} | |",
-              f"| labelling throughput (frames/s, both cameras) | {cost['label_frames_per_s']:.0f} | |", "",
+              "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "", *_cost_lines(cost),
               "## Reproduce", "", f"    {payload['command']}", "",
-              "Stages are cached in the work folder; re-running the same command continues where it stopped. "
-              "Every stage's exact commands are in `results.json` (`commands`).", ""]  # fmt: skip
+              "Stages are cached in the work folder; re-running the same command continues where it stopped. A pipeline "
+              "whose stages have all finished is kept in `runs/` beside this file and read back from there, on any "
+              "machine: delete its folder to run it again. Every stage's exact commands are in `results.json` "
+              "(`commands`).", ""]  # fmt: skip
     return "\n".join(lines)
 
 
-def relative_to_cwd(commands: list[str]) -> list[str]:
-    """Commands with this folder's absolute prefix removed: they run from the repository root anywhere."""
-    prefix = f"{Path.cwd()}{os.sep}"
-    return [command.replace(prefix, "") for command in commands]
+def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
+    if cost is None:
+        return [
+            "Not measured yet: the cost stage runs after the first pipeline of a run, in its work folder.",
+            "",
+        ]
+    return ["| measure | ours | paper |", "|---|---|---|",
+            f"| action chunk, no world model (ms; chunks/s) | {cost['chunk_ms']['none']:.1f}; "
+            f"{cost['chunks_per_s']['none']:.1f} | {PAPER['cost']['oft_hz']} Hz (OFT, GPU) |",
+            f"| action chunk, world-model head trained (ms; chunks/s) | {cost['chunk_ms']['state']:.1f}; "
+            f"{cost['chunks_per_s']['state']:.1f} | {PAPER['cost']['oft_stamo_hz']} Hz |",
+            f"| ratio with / without | {cost['world_model_over_none']:.3f}x | "
+            f"{1 / (1 - PAPER['cost']['slowdown']):.3f}x |",
+            f"| trunk + world-model head: the 2-token future state (ms) | {cost['predict_tokens_ms']:.1f} | |",
+            f"| the same, decoded into an image, {cost['decode_steps']} steps (ms) | "
+            f"{cost['predict_and_decode_image_ms']:.1f} | |",
+            f"| labelling throughput (frames/s, both cameras) | {cost['label_frames_per_s']:.0f} | |", ""]  # fmt: skip
 
 
 def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dict[str, Path]:
@@ -379,19 +390,31 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(result)
-    first = next(iter(next(iter(result["runs"].values())).values()))
+    pipelines = [
+        (f"{task} seed {seed}", r) for task, seeds in result["runs"].items() for seed, r in seeds.items()
+    ]
+    # The figures of the first pipeline that has both (a recovered one may have none).
+    figures_from, first = next(
+        ((tag, r) for tag, r in pipelines if r["reconstruction"].get("png") and r["interpolation"]["files"]),
+        pipelines[0],
+    )
+    cost = result["cost"]
     payload = {
         "command": command,
         "config": result["config"],
+        "pipelines": {task: sorted(int(seed) for seed in seeds) for task, seeds in result["runs"].items()},
+        "missing": result.get("missing", []),
+        "figures_from": figures_from,
         "test_episodes": first["reconstruction"]["test_episodes"],
         "eval_seed": EVAL_SEED,
         "summary": summary,
-        "cost": {k: v for k, v in result["cost"].items() if k != "commands"},
+        "cost": None if cost is None else {k: v for k, v in cost.items() if k != "commands"},
         "paper": PAPER,
         "environment": environment(),
         "code": code_versions(result),
         "commands": {
-            name: relative_to_cwd(r.get("commands", [])) for name, r in _stage_results(result).items()
+            name: [relative_to_cwd(c) for c in r.get("commands", [])]
+            for name, r in _stage_results(result).items()
         },
     }
     written = {
@@ -405,10 +428,9 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
     plot_probe(summary, written["probe_mse"])
     plot_success(summary, written["success"])
     _copy(first["reconstruction"]["png"], written["reconstructions"])
-    strip = next(f for f in first["interpolation"]["files"] if f.endswith(".png"))
-    _copy(strip, written["interpolation"])
+    _copy(next(f for f in first["interpolation"]["files"] if f.endswith(".png")), written["interpolation"])
     tmp = written["report"].with_name(".report.md.tmp")
     tmp.write_text(markdown(payload))
     os.replace(tmp, written["report"])
-    _write_json(written["results"], payload)  # last: its presence means the report is complete
+    write_json(written["results"], payload)  # last: its presence means the report is complete
     return written

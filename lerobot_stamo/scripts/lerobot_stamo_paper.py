@@ -17,6 +17,7 @@ import shlex
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from lerobot_stamo.paper import PaperConfig, run_paper, write_report
 from lerobot_stamo.paper.pipeline import FULL_SEEDS, FULL_TASKS, Scale
@@ -77,14 +78,33 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
     return PaperConfig(**args)
 
 
+def reproduce_command(argv: list[str], runs: dict[str, dict[str, Any]]) -> str:
+    """The command that computes the reported pipelines: `argv` without `--report_only`, its `--tasks` and
+    `--seeds` replaced by those of the report (which also holds the pipelines published by earlier runs)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg == "--report_only" or arg.startswith(("--tasks=", "--seeds=")):
+            skip = False
+            continue
+        if arg in ("--tasks", "--seeds"):
+            skip = True
+            continue
+        kept.append(arg)
+    by_seeds: dict[str, list[str]] = {}  # tasks that ran the same seeds share one command
+    for task, seeds in runs.items():
+        by_seeds.setdefault(",".join(sorted(seeds, key=int)), []).append(task)
+    return " && ".join(
+        shlex.join(["lerobot-stamo-paper", "--tasks", ",".join(tasks), "--seeds", seeds, *kept])
+        for seeds, tasks in by_seeds.items()
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
     result = run_paper(cfg)
-    # The command that computes these stages (`--report_only` only reads them back).
-    command = shlex.join(["lerobot-stamo-paper", *(a for a in argv if a != "--report_only")])
-    written = write_report(result, cfg.results_dir, command)
+    written = write_report(result, cfg.results_dir, reproduce_command(argv, result["runs"]))
     for name, path in written.items():
         print(f"  {name:16s} {path}")
     print(f"Report: {written['report']}")

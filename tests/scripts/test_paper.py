@@ -3,15 +3,25 @@
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
-from lerobot_stamo.paper.pipeline import ARMS, check_settings, lock_work_dir, run_paper, stage_count
+from lerobot_stamo.paper.ledger import ledger_dir, publish, read_published
+from lerobot_stamo.paper.pipeline import (
+    ARMS,
+    PIPELINE_STAGES,
+    check_settings,
+    lock_work_dir,
+    run_paper,
+    settings_of,
+    stage_count,
+)
 from lerobot_stamo.paper.report import _act_flags, _cell, _code_line, _scope, _stats, claim_lines
-from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args
+from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args, reproduce_command
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--quick", "--tasks", "PickCube", "--episodes", "3", "--video_episodes", "1", "--real_episodes", "1",
@@ -68,12 +78,34 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert len(stages) == stage_count(parse_args(TINY)), stages
     assert "[20/20] cost" in proc.stderr + proc.stdout
 
-    # Every stage is read back, nothing is re-run, the report is the same (--report_only: nothing may run).
-    before = (results / "results.json").read_text()
-    proc = run_cli([*args, "--report_only"], cwd=tmp_path)
+    # The finished pipeline is published beside the report, paths relative to where the command ran.
+    published = results / "runs" / "PickCube_s0"
+    assert json.loads((published / "run.json").read_text())["stages"] == list(PIPELINE_STAGES)
+    assert {p.name for p in published.glob("*.png")} == {"reconstructions.png", "interpolation.png"}
+    assert str(tmp_path) not in "".join(p.read_text() for p in published.glob("*.json"))
+    assert (results / "runs" / "cost.json").is_file()
+
+    # --report_only into another results folder reads every stage back from the work folder (nothing may run)
+    # and publishes the pipeline there; the report is the same.
+    before = json.loads((results / "results.json").read_text())
+    other = tmp_path / "results_again"
+    proc = run_cli([*args[:-1], str(other), "--report_only"], cwd=tmp_path)
     assert (proc.stderr + proc.stdout).count("(cached)") == len(stages)
+    assert json.loads((other / "results.json").read_text())["summary"] == before["summary"]
+    assert (other / "runs" / "PickCube_s0" / "run.json").is_file()
+
+    # On a machine without the work folder, the published pipeline is read back: nothing runs, same report.
+    elsewhere = tmp_path / "fresh_machine_work"
+    proc = run_cli([*args[:-3], str(elsewhere), "--results_dir", str(results)], cwd=tmp_path)
+    out = proc.stderr + proc.stdout
+    assert (
+        "PickCube_s0: published" in out
+        and "(cached)" not in out
+        and not list((elsewhere / "stages").glob("*.json"))
+    )
     after = json.loads((results / "results.json").read_text())
-    assert after["summary"] == json.loads(before)["summary"]
+    assert after["summary"] == before["summary"] and after["pipelines"] == {"PickCube": [0]}
+    assert "lerobot-stamo-paper --tasks PickCube --seeds 0 --quick" in (results / "report.md").read_text()
 
     # Trainings cut short resume from their last checkpoint (LeRobot's --resume) and keep only the last one;
     # the stamo's pretrained parts are not made again.
@@ -86,6 +118,7 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
         saved.write_text(saved.read_text().replace('"steps": 2,', '"steps": 3,'))  # as if stopped at 2 of 3
         for name in stage_names:
             (work / "stages" / f"PickCube_s0_{name}.json").unlink()
+    shutil.rmtree(published)  # to run a published pipeline again
     proc = run_cli(args, cwd=tmp_path)
     assert (proc.stderr + proc.stdout).count("(cached)") == len(stages) - 3
     for train, stage_name in (("train_none", "train_none"), ("train_stamo", "stamo")):
@@ -128,11 +161,57 @@ def test_bad_arguments_name_the_flag_and_the_fix(tmp_path):
 
 
 def test_a_partial_run_says_so_before_any_figure():
-    assert "1 of its 6 task-and-seed pipelines (one seed: no ± yet)" in _scope(
-        {"quick": False, "tasks": ["PickCube"], "seeds": [0]}
+    full = {"quick": False}
+    assert "1 of its 6 task-and-seed pipelines (PickCube seed 0) - one seed per task: no ± yet" in _scope(
+        full, {"PickCube": [0]}
     )
-    assert _scope({"quick": False, "tasks": ["PickCube", "PickPlace"], "seeds": [0, 1, 2]}) == ""
-    assert "smoke run" in _scope({"quick": True, "tasks": ["PickCube"], "seeds": [0]})
+    assert "4 of its 6 task-and-seed pipelines (PickCube seeds 0, 1, 2; PickPlace seed 0)." in _scope(
+        full, {"PickCube": [0, 1, 2], "PickPlace": [0]}
+    )
+    assert _scope(full, {"PickCube": [0, 1, 2], "PickPlace": [0, 1, 2]}) == ""
+    assert "smoke run" in _scope({"quick": True}, {"PickCube": [0]})
+
+
+def test_the_reproduce_command_names_every_reported_pipeline():
+    runs = {"PickCube": {"0": {}, "1": {}, "2": {}}, "PickPlace": {"0": {}}}
+    assert reproduce_command(["--tasks=PickPlace", "--seeds", "0", "--report_only", "--jobs", "1"], runs) == (
+        "lerobot-stamo-paper --tasks PickCube --seeds 0,1,2 --jobs 1 && "
+        "lerobot-stamo-paper --tasks PickPlace --seeds 0 --jobs 1"
+    )
+    assert reproduce_command([], {"A": {"1": {}, "0": {}}, "B": {"0": {}, "1": {}}}) == (
+        "lerobot-stamo-paper --tasks A,B --seeds 0,1"
+    )
+
+
+def _finished_stages(tmp_path: Path) -> dict[str, dict]:
+    (tmp_path / "recon.png").write_bytes(b"png")
+    (tmp_path / "strip.png").write_bytes(b"strip")
+    stages = {name: {"commands": [f"run {tmp_path}/x"]} for name in PIPELINE_STAGES}
+    stages["reconstruction"]["png"] = str(tmp_path / "recon.png")
+    stages["interpolation"]["files"] = [str(tmp_path / "strip.gif"), str(tmp_path / "strip.png")]
+    return stages
+
+
+def test_a_published_pipeline_reads_back_with_its_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ledger, settings = ledger_dir(tmp_path / "results"), settings_of(parse_args(TINY))
+    (ledger / ".PickCube_s0.tmp").mkdir(parents=True)  # left by an interrupted publish
+    out = publish(ledger, "PickCube", 0, settings, _finished_stages(tmp_path))
+    assert not (ledger / ".PickCube_s0.tmp").exists()
+    assert json.loads((out / "train_none.json").read_text())["commands"] == ["run x"]  # relative to the cwd
+    (back,) = read_published(ledger, settings).values()
+    assert Path(back["reconstruction"]["png"]).read_bytes() == b"png"
+    assert [Path(f).read_bytes() for f in back["interpolation"]["files"]] == [b"strip"]
+    assert publish(ledger, "PickCube", 0, settings, {}) == out  # published already: kept as it is
+    with pytest.raises(
+        StamoInputError, match=r"published with other settings: --policy_steps=3 \(cached: 2\)"
+    ):
+        read_published(ledger, settings_of(parse_args([*TINY, "--policy_steps", "3"])))
+    (ledger / "PickCube_s1").mkdir()
+    with pytest.raises(
+        StamoInputError, match="holds no run.json: it is not a pipeline this command published"
+    ):
+        publish(ledger, "PickCube", 1, settings, _finished_stages(tmp_path))
 
 
 def test_claims_compare_arms_against_the_evaluation_noise():
@@ -165,8 +244,14 @@ def test_the_report_says_which_code_ran():
 
 
 def test_report_only_runs_nothing_and_a_second_run_is_refused(tmp_path):
-    with pytest.raises(StamoInputError, match="Stage 'PickCube_s0_record' has not finished.*--report_only"):
-        run_paper(parse_args([*TINY, "--work_dir", str(tmp_path), "--report_only"]))
+    with pytest.raises(
+        StamoInputError, match="No pipeline of --tasks=PickCube --seeds=0 has finished.*--report_only"
+    ):
+        run_paper(
+            parse_args(
+                [*TINY, "--work_dir", str(tmp_path), "--results_dir", str(tmp_path / "r"), "--report_only"]
+            )
+        )
     assert not (tmp_path / "PickCube_s0").exists()
     held = lock_work_dir(tmp_path)  # as a run in progress holds it
     with pytest.raises(

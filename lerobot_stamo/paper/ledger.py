@@ -1,0 +1,120 @@
+"""`<results_dir>/runs/`: the finished task-and-seed pipelines, kept beside the report and committed with it.
+
+While a pipeline runs, its stages are cached in `--work_dir` with its datasets and checkpoints, which stay on
+the machine that made them. Once every stage of a pipeline has finished, its stage results (figures, commands,
+code version: small JSON) and its two figures are published to `<results_dir>/runs/<task>_s<seed>/`, with
+`run.json` (the settings they were made with) written last and the folder renamed into place. A later run, on
+any machine, reads a published pipeline back instead of running it again, and the report covers every published
+pipeline: a full run spread over machines whose work folders are not kept adds up in the repository. The cost
+stage (measured once) is published as `cost.json`. Delete a pipeline's folder to run it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lerobot_stamo.errors import StamoInputError
+
+RUN_FILE = "run.json"
+COST_FILE = "cost.json"
+# The stage results that name a figure: published with a copy of it beside them.
+FIGURES = {"reconstruction": ("png", "reconstructions.png"), "interpolation": ("files", "interpolation.png")}
+
+
+def ledger_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "runs"
+
+
+def relative_to_cwd(text: str) -> str:
+    """`text` with this folder's absolute prefix removed: paths and commands that hold from the repository root."""
+    return text.replace(f"{Path.cwd()}{os.sep}", "")
+
+
+def settings_differences(settings: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """`--flag=value (other: value)` for every setting that differs."""
+    return [
+        f"--{key}={value} (cached: {other.get(key)})"
+        for key, value in settings.items()
+        if other.get(key) != value
+    ]
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Writes JSON to a temporary file, then renames it: a reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _figure(result: dict[str, Any], stage: str) -> str | None:
+    key, _ = FIGURES[stage]
+    value = result.get(key)
+    if isinstance(value, list):  # interpolation: its strip (the GIF is not kept)
+        value = next((f for f in value if f.endswith(".png")), None)
+    return value
+
+
+def publish(ledger: Path, task: str, seed: int, settings: dict[str, Any], stages: dict[str, dict]) -> Path:
+    """Copies one finished pipeline's stage results and figures to `<ledger>/<task>_s<seed>/` (one rename)."""
+    out, tmp = ledger / f"{task}_s{seed}", ledger / f".{task}_s{seed}.tmp"
+    if (out / RUN_FILE).is_file():
+        return out  # published already (by a run beside this one)
+    if out.exists():
+        raise StamoInputError(
+            f"{out} exists but holds no {RUN_FILE}: it is not a pipeline this command published. Move it away and "
+            "run the same command again."
+        )
+    if tmp.exists():
+        shutil.rmtree(tmp)  # left by an interrupted publish: this function made it
+    tmp.mkdir(parents=True)
+    for name, result in stages.items():
+        result = json.loads(relative_to_cwd(json.dumps(result)))
+        if name in FIGURES:
+            key, figure = FIGURES[name]
+            source = _figure(stages[name], name)
+            if source and Path(source).is_file():
+                shutil.copyfile(source, tmp / figure)
+                result[key] = [figure] if key == "files" else figure
+        write_json(tmp / f"{name}.json", result)
+    write_json(tmp / RUN_FILE, {"task": task, "seed": seed, "settings": settings, "stages": list(stages),
+                                 "published": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")})  # fmt: skip
+    os.replace(tmp, out)
+    return out
+
+
+def read_published(ledger: Path, settings: dict[str, Any]) -> dict[tuple[str, int], dict[str, dict]]:
+    """Every published pipeline, `{(task, seed): {stage: result}}` (figure paths made absolute); one made with
+    other settings is refused rather than averaged with these."""
+    runs = {}
+    for run_file in sorted(ledger.glob(f"*/{RUN_FILE}")):
+        folder, run = run_file.parent, json.loads(run_file.read_text())
+        changed = settings_differences(settings, run["settings"])
+        if changed:
+            raise StamoInputError(
+                f"{folder} holds a pipeline published with other settings: {', '.join(changed)}. Pass the same "
+                "settings to continue that run, or another --results_dir for a new one."
+            )
+        stages = {name: json.loads((folder / f"{name}.json").read_text()) for name in run["stages"]}
+        for name, (key, _) in FIGURES.items():
+            figure = _figure(stages[name], name)
+            if figure:
+                path = str(folder / figure)
+                stages[name][key] = [path] if key == "files" else path
+        runs[(run["task"], int(run["seed"]))] = stages
+    return runs
+
+
+def read_cost(ledger: Path) -> dict[str, Any] | None:
+    path = ledger / COST_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def publish_cost(ledger: Path, cost: dict[str, Any]) -> None:
+    if not (ledger / COST_FILE).is_file():
+        write_json(ledger / COST_FILE, json.loads(relative_to_cwd(json.dumps(cost))))
