@@ -228,6 +228,12 @@ ELSEWHERE = [
      "tests/robots/test_real_arms_cli.py"),
     ("stamo_so100 / stamo_koch", "motor reads that keep failing; an uncalibrated arm asked to move",
      "tests/robots/test_real_arms.py"),
+    ("lerobot-stamo-paper", "--tasks, --real_episodes out of range; no configs/ where it runs",
+     "tests/scripts/test_paper.py"),
+    ("lerobot-stamo-paper", "a --work_dir cached, or a runs/ published, with other settings (names each one)",
+     "tests/scripts/test_paper.py"),
+    ("lerobot-stamo-paper", "--report_only before any pipeline has finished; a second run in one --work_dir",
+     "tests/scripts/test_paper.py"),
 ]  # fmt: skip
 
 

@@ -36,9 +36,9 @@ def relative_to_cwd(text: str) -> str:
 
 
 def settings_differences(settings: dict[str, Any], other: dict[str, Any]) -> list[str]:
-    """`--flag=value (other: value)` for every setting that differs."""
+    """`--flag=value (was: value)` for every setting that differs from `other`."""
     return [
-        f"--{key}={value} (cached: {other.get(key)})"
+        f"--{key}={value} (was: {other.get(key)})"
         for key, value in settings.items()
         if other.get(key) != value
     ]

@@ -145,7 +145,7 @@ def test_a_cache_made_with_other_settings_is_refused(tmp_path):
     check_settings(parse_args([*TINY, "--work_dir", str(tmp_path)]), tmp_path)
     seeds_differ = parse_args([*TINY, "--seeds", "1", "--work_dir", str(tmp_path)])
     check_settings(seeds_differ, tmp_path)  # another seed of the same run: accepted
-    with pytest.raises(StamoInputError, match=r"--policy_steps=3 \(cached: 2\).*or another --work_dir"):
+    with pytest.raises(StamoInputError, match=r"--policy_steps=3 \(was: 2\).*or another --work_dir"):
         check_settings(parse_args([*TINY, "--policy_steps", "3"]), tmp_path)
 
 
@@ -204,7 +204,7 @@ def test_a_published_pipeline_reads_back_with_its_figures(tmp_path, monkeypatch)
     assert [Path(f).read_bytes() for f in back["interpolation"]["files"]] == [b"strip"]
     assert publish(ledger, "PickCube", 0, settings, {}) == out  # published already: kept as it is
     with pytest.raises(
-        StamoInputError, match=r"published with other settings: --policy_steps=3 \(cached: 2\)"
+        StamoInputError, match=r"published with other settings: --policy_steps=3 \(was: 2\)"
     ):
         read_published(ledger, settings_of(parse_args([*TINY, "--policy_steps", "3"])))
     (ledger / "PickCube_s1").mkdir()
