@@ -203,9 +203,7 @@ def test_a_published_pipeline_reads_back_with_its_figures(tmp_path, monkeypatch)
     assert Path(back["reconstruction"]["png"]).read_bytes() == b"png"
     assert [Path(f).read_bytes() for f in back["interpolation"]["files"]] == [b"strip"]
     assert publish(ledger, "PickCube", 0, settings, {}) == out  # published already: kept as it is
-    with pytest.raises(
-        StamoInputError, match=r"published with other settings: --policy_steps=3 \(was: 2\)"
-    ):
+    with pytest.raises(StamoInputError, match=r"published with other settings: --policy_steps=3 \(was: 2\)"):
         read_published(ledger, settings_of(parse_args([*TINY, "--policy_steps", "3"])))
     (ledger / "PickCube_s1").mkdir()
     with pytest.raises(
