@@ -7,10 +7,17 @@ code version: small JSON) and its two figures are published to `<results_dir>/ru
 any machine, reads a published pipeline back instead of running it again, and the report covers every published
 pipeline: a full run spread over machines whose work folders are not kept adds up in the repository. The cost
 stage (measured once) is published as `cost.json`. Delete a pipeline's folder to run it again.
+
+A pipeline cut short (a machine lent for less time than a pipeline takes) is published in part by
+`--report_only`: its finished stages, with `complete: false` and the sha256 of what its policy arms trained on
+(`inputs`: the datasets and the stamo's weights). A later run on any machine makes those inputs again (the
+stages before the arms are deterministic on CPU), checks that they are the same bytes, and runs only the arms
+still missing; a difference is refused rather than mixed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -60,12 +67,39 @@ def _figure(result: dict[str, Any], stage: str) -> str | None:
     return value
 
 
-def publish(ledger: Path, task: str, seed: int, settings: dict[str, Any], stages: dict[str, dict]) -> Path:
-    """Copies one finished pipeline's stage results and figures to `<ledger>/<task>_s<seed>/` (one rename)."""
+def tree_digest(root: str | Path, skip: tuple[str, ...] = ()) -> str:
+    """sha256 over the names and bytes of every file under `root` (a file itself: its bytes), but the `skip`
+    globs: the same data on any machine and in any folder has the same digest."""
+    root, h = Path(root), hashlib.sha256()
+    if not root.exists():
+        raise FileNotFoundError(f"{root} does not exist: nothing to digest")
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        name = path.relative_to(root).as_posix() if path != root else ""
+        if any(path.match(pattern) for pattern in skip):
+            continue
+        h.update(name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def publish(
+    ledger: Path,
+    task: str,
+    seed: int,
+    settings: dict[str, Any],
+    stages: dict[str, dict],
+    inputs: dict[str, str] | None = None,
+    complete: bool = True,
+) -> Path:
+    """Copies a pipeline's finished stage results and figures to `<ledger>/<task>_s<seed>/` (one rename); a
+    part published before is replaced, a complete pipeline kept as it is."""
     out, tmp = ledger / f"{task}_s{seed}", ledger / f".{task}_s{seed}.tmp"
-    if (out / RUN_FILE).is_file():
+    if (out / RUN_FILE).is_file() and json.loads((out / RUN_FILE).read_text()).get("complete", True):
         return out  # published already (by a run beside this one)
-    if out.exists():
+    if out.exists() and not (out / RUN_FILE).is_file():
         raise StamoInputError(
             f"{out} exists but holds no {RUN_FILE}: it is not a pipeline this command published. Move it away and "
             "run the same command again."
@@ -83,14 +117,42 @@ def publish(ledger: Path, task: str, seed: int, settings: dict[str, Any], stages
                 result[key] = [figure] if key == "files" else figure
         write_json(tmp / f"{name}.json", result)
     write_json(tmp / RUN_FILE, {"task": task, "seed": seed, "settings": settings, "stages": list(stages),
+                                 "complete": complete, "inputs": inputs or {},
                                  "published": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")})  # fmt: skip
-    os.replace(tmp, out)
+    if out.exists():  # a part published before: swapped out, then removed
+        old = ledger / f".{task}_s{seed}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
     return out
 
 
 def read_published(ledger: Path, settings: dict[str, Any]) -> dict[tuple[str, int], dict[str, dict]]:
-    """Every published pipeline, `{(task, seed): {stage: result}}` (figure paths made absolute); one made with
-    other settings is refused rather than averaged with these."""
+    """Every completely published pipeline, `{(task, seed): {stage: result}}` (figure paths made absolute); one
+    made with other settings is refused rather than averaged with these."""
+    return {
+        key: stages
+        for key, (run, stages) in _read_runs(ledger, settings).items()
+        if run.get("complete", True)
+    }
+
+
+def read_partial(
+    ledger: Path, settings: dict[str, Any]
+) -> dict[tuple[str, int], tuple[dict, dict[str, dict]]]:
+    """Every pipeline published in part, `{(task, seed): (run.json, {stage: result})}`."""
+    return {
+        key: value
+        for key, value in _read_runs(ledger, settings).items()
+        if not value[0].get("complete", True)
+    }
+
+
+def _read_runs(ledger: Path, settings: dict[str, Any]) -> dict[tuple[str, int], tuple[dict, dict[str, dict]]]:
     runs = {}
     for run_file in sorted(ledger.glob(f"*/{RUN_FILE}")):
         folder, run = run_file.parent, json.loads(run_file.read_text())
@@ -102,11 +164,11 @@ def read_published(ledger: Path, settings: dict[str, Any]) -> dict[tuple[str, in
             )
         stages = {name: json.loads((folder / f"{name}.json").read_text()) for name in run["stages"]}
         for name, (key, _) in FIGURES.items():
-            figure = _figure(stages[name], name)
+            figure = _figure(stages[name], name) if name in stages else None
             if figure:
                 path = str(folder / figure)
                 stages[name][key] = [path] if key == "files" else path
-        runs[(run["task"], int(run["seed"]))] = stages
+        runs[(run["task"], int(run["seed"]))] = run, stages
     return runs
 
 

@@ -21,7 +21,9 @@ interrupted run continues with the stage it was in, and an interrupted training 
 (`lerobot-train --resume=true`; a quarter of its steps at most are lost). `<work_dir>/settings.json` holds the
 sizes the cache was made with: another preset or override is refused rather than mixed with it. A pipeline whose
 stages have all finished is published to `<results_dir>/runs/` (see `ledger`) and read back from there by later
-runs, on this machine or another.
+runs, on this machine or another. `--report_only` publishes an unfinished pipeline in part; a later run, on any
+machine, makes its stages before the policy arms again (checked to be the same bytes) and runs only the arms
+still missing.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ from .ledger import (
     publish,
     publish_cost,
     read_cost,
+    read_partial,
     read_published,
     settings_differences,
+    tree_digest,
     write_json,
 )
 
@@ -244,10 +248,12 @@ class Stage:
 
 
 class StageRunner:
-    """Runs stages once: a finished stage's result is read back from `<work_dir>/stages/<name>.json`."""
+    """Runs stages once: a finished stage's result is read back from `<work_dir>/stages/<name>.json`, or taken from
+    `adopted` (the stages of a pipeline published in part)."""
 
     def __init__(self, work_dir: Path, total: int, report_only: bool = False):
         self.work_dir = Path(work_dir)
+        self.adopted: dict[str, dict[str, Any]] = {}
         self.report_only = report_only
         self.stages = self.work_dir / "stages"
         self.logs = self.work_dir / "logs"
@@ -260,7 +266,9 @@ class StageRunner:
 
     def run(self, name: str, fn: Callable[[Stage], dict[str, Any]]) -> dict[str, Any]:
         path = self.stages / f"{name}.json"
-        if path.is_file():
+        if name in self.adopted:
+            result, note = self.adopted[name], "published"
+        elif path.is_file():
             result, note = json.loads(path.read_text()), "cached"
         elif self.report_only:
             raise StamoInputError(
@@ -642,9 +650,47 @@ def cost_stage(
 
 
 # ------------------------------------------------------------------------------------------------- runner
-# The stages of one task and seed, in the order they finish on one job.
-PIPELINE_STAGES = ("record", "stamo", "reconstruction", "interpolation", "label", "probe", "cotrain_data",
-                   *(f"{kind}_{arm}" for arm in ARMS for kind in ("train", "eval")))  # fmt: skip
+# The stages of one task and seed, in the order they finish on one job: those that make what the arms train on,
+# then each arm's training and evaluation.
+PREFIX_STAGES = ("record", "stamo", "reconstruction", "interpolation", "label", "probe", "cotrain_data")
+PIPELINE_STAGES = (*PREFIX_STAGES, *(f"{kind}_{arm}" for arm in ARMS for kind in ("train", "eval")))
+# Provenance the datasets carry (absolute paths, times): not part of what an arm trains on.
+PROVENANCE = ("meta/stamo_*.json",)
+
+
+def input_digests(r: dict[str, Any]) -> dict[str, str]:
+    """sha256 of what the policy arms train on, from the finished stages in `r`: the recorded episodes (ACT),
+    then the labelled and co-training datasets and the stamo's weights."""
+    out = {"robot": tree_digest(r["record"]["robot"]["root"], PROVENANCE)}
+    if "cotrain_data" in r:
+        out |= {
+            "robot_labelled": tree_digest(r["label"]["robot"]["root"], PROVENANCE),
+            "cotrain": tree_digest(r["cotrain_data"]["root"], PROVENANCE),
+            "stamo": tree_digest(Path(r["stamo"]["checkpoint"]) / "model.safetensors"),
+        }
+    return out
+
+
+def check_inputs(where: Path, published: dict[str, str], made: dict[str, str]) -> None:
+    """Refuses to add arms to a pipeline published in part when what they would train on differs from what its
+    published arms trained on."""
+    differ = [name for name, digest in made.items() if name in published and published[name] != digest]
+    if differ:
+        raise StamoInputError(
+            f"The {', '.join(differ)} made again here differ from those the stages published in {where} were "
+            "made from (another machine or library version can change them), so new arms cannot be added to "
+            f"them. Delete {where} to run that pipeline again from the start."
+        )
+
+
+def adoptable_arms(stages: dict[str, dict], cost_known: bool) -> list[str]:
+    """The arms of a pipeline published in part that need not run again: trained and evaluated (`none` and
+    `state` only once the cost, which times their checkpoints, is published)."""
+    return [
+        arm
+        for arm in ARMS
+        if {f"train_{arm}", f"eval_{arm}"} <= set(stages) and (cost_known or arm not in ("none", "state"))
+    ]
 
 
 def stage_count(cfg: PaperConfig) -> int:
@@ -656,10 +702,21 @@ def finished(work_dir: Path, task: str, seed: int) -> bool:
     return all((work_dir / "stages" / f"{task}_s{seed}_{name}.json").is_file() for name in PIPELINE_STAGES)
 
 
-def run_task_seed(cfg: PaperConfig, runner: StageRunner, task: str, seed: int) -> dict[str, Any]:
-    """Every stage of one task and seed; returns `{stage: result}`."""
+def run_task_seed(
+    cfg: PaperConfig,
+    runner: StageRunner,
+    task: str,
+    seed: int,
+    part: tuple[Path, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Every stage of one task and seed; returns `{stage: result}`. `part`: where the pipeline was published in
+    part and its inputs' digests, checked against those made here (its arms are in `runner.adopted`)."""
     tag, run_dir = f"{task}_s{seed}", runner.work_dir / f"{task}_s{seed}"
     r: dict[str, Any] = {}
+
+    def check() -> None:
+        if part is not None:
+            check_inputs(part[0], part[1], input_digests(r))
 
     def arm_stages(arm: str) -> None:
         trained = runner.run(
@@ -674,6 +731,7 @@ def run_task_seed(cfg: PaperConfig, runner: StageRunner, task: str, seed: int) -
     with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
         try:
             r["record"] = runner.run(f"{tag}_record", record_stage(cfg, run_dir, task, seed))
+            check()
             # ACT needs only the recorded episodes: with a second job it trains beside the stamo stages.
             early = ["act"] if cfg.jobs > 1 else []
             futures = [pool.submit(arm_stages, arm) for arm in early]
@@ -690,6 +748,7 @@ def run_task_seed(cfg: PaperConfig, runner: StageRunner, task: str, seed: int) -
             r["cotrain_data"] = runner.run(
                 f"{tag}_cotrain_data", cotrain_data_stage(cfg, run_dir, r["label"])
             )
+            check()
             futures += [pool.submit(arm_stages, arm) for arm in ARMS if arm not in early]
             for future in futures:
                 future.result()
@@ -740,21 +799,62 @@ def lock_work_dir(work_dir: Path) -> Any:
     return lock
 
 
+def publish_part(
+    ledger: Path,
+    work_dir: Path,
+    settings: dict[str, Any],
+    task: str,
+    seed: int,
+    part: tuple[dict, dict] | None,
+) -> list[str]:
+    """Publishes what has finished of an unfinished pipeline in `work_dir`, with the stages published in part
+    before (`part`), once its stages before the arms have all finished and what they made is still there;
+    returns the stage names published (none: nothing yet)."""
+    tag = f"{task}_s{seed}"
+    stages = {
+        name: json.loads(path.read_text())
+        for name in PIPELINE_STAGES
+        if (path := work_dir / "stages" / f"{tag}_{name}.json").is_file()
+    }
+    before = part[1] if part is not None else {}
+    if not set(PREFIX_STAGES) <= set(stages):
+        return list(before)
+    try:
+        inputs = input_digests(stages)
+    except FileNotFoundError:  # the stage files outlived the data: the part published before stands
+        return list(before)
+    if part is not None:
+        check_inputs(ledger / tag, part[0]["inputs"], inputs)
+    merged = {**before, **stages}
+    arms = [arm for arm in ARMS if {f"train_{arm}", f"eval_{arm}"} <= set(merged)]
+    keep = [*PREFIX_STAGES, *(f"{kind}_{arm}" for arm in arms for kind in ("train", "eval"))]
+    names = [name for name in PIPELINE_STAGES if name in keep]
+    publish(ledger, task, seed, settings, {name: merged[name] for name in names}, inputs, complete=False)
+    return names
+
+
 def run_paper(cfg: PaperConfig) -> dict[str, Any]:
     """Runs (or reads back) every stage of `--tasks` x `--seeds` and reads back every pipeline published in
     `<results_dir>/runs/`; returns `{"runs": {task: {seed: {stage: result}}}, "cost": ..., "missing": [...]}`.
 
     A pipeline is published there as soon as its last stage finishes (also by `--report_only`, which runs no
-    stage: pipelines it finds unfinished in `--work_dir` are left out and listed in `missing`).
+    stage: pipelines it finds unfinished in `--work_dir` are left out of the report, listed in `missing`, and
+    published in part; `in_part` counts the stages published of each). A pipeline published in part runs only its
+    missing arms, after the stages before them are made again and checked to be the same.
     """
     work_dir = Path(cfg.work_dir).resolve()
     check_settings(cfg, work_dir)
     ledger, settings = ledger_dir(cfg.results_dir), settings_of(cfg)
-    published = read_published(ledger, settings)
+    published, partial = read_published(ledger, settings), read_partial(ledger, settings)
     todo = [(task, seed) for task in cfg.tasks for seed in cfg.seeds if (task, seed) not in published]
     missing = [] if not cfg.report_only else [p for p in todo if not finished(work_dir, *p)]
     todo = [p for p in todo if p not in missing]
-    if not published and not todo:
+    in_part = {}
+    for task, seed in missing:
+        names = publish_part(ledger, work_dir, settings, task, seed, partial.get((task, seed)))
+        if names:
+            in_part[f"{task}_s{seed}"] = len(names)
+    if not published and not todo and not in_part:
         raise StamoInputError(
             f"No pipeline of --tasks={','.join(cfg.tasks)} --seeds={','.join(map(str, cfg.seeds))} has finished in "
             f"{cfg.work_dir}, and none is published in {ledger}: --report_only writes a report from finished "
@@ -763,7 +863,13 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
     for task, seed in published:
         tqdm.write(f"{task}_s{seed}: published ({ledger / f'{task}_s{seed}'})")
     for task, seed in missing:
-        tqdm.write(f"{task}_s{seed}: not finished in {cfg.work_dir}, left out of the report")
+        tag = f"{task}_s{seed}"
+        done = (
+            f", {in_part[tag]} of its {len(PIPELINE_STAGES)} stages published in part"
+            if tag in in_part
+            else ""
+        )
+        tqdm.write(f"{tag}: not finished in {cfg.work_dir}, left out of the report{done}")
     cost = read_cost(ledger)
     lock = None if cfg.report_only else lock_work_dir(work_dir)
     total = len(todo) * len(PIPELINE_STAGES) + int(cost is None and bool(todo))
@@ -771,7 +877,17 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
     runs = dict(published)
     try:
         for task, seed in todo:
-            r = runs[(task, seed)] = run_task_seed(cfg, runner, task, seed)
+            tag, part = f"{task}_s{seed}", partial.get((task, seed))
+            if part is not None and not cfg.report_only:
+                arms = adoptable_arms(part[1], cost is not None)
+                runner.adopted |= {f"{tag}_{kind}_{arm}": part[1][f"{kind}_{arm}"] for arm in arms
+                                   for kind in ("train", "eval")}  # fmt: skip
+                tqdm.write(
+                    f"{tag}: {len(arms)} of its {len(ARMS)} arms published in part ({ledger / tag}); the stages "
+                    "before the arms run again, checked against those published"
+                )
+            inputs = (ledger / tag, part[0]["inputs"]) if part is not None and not cfg.report_only else None
+            r = runs[(task, seed)] = run_task_seed(cfg, runner, task, seed, inputs)
             publish(ledger, task, seed, settings, {name: r[name] for name in PIPELINE_STAGES})
             if cost is None and (not cfg.report_only or (runner.stages / "cost.json").is_file()):
                 checkpoints = {arm: r[f"train_{arm}"]["checkpoint"] for arm in ("none", "state")}
@@ -789,5 +905,6 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
         "runs": nested,
         "cost": cost,
         "missing": [f"{task}_s{seed}" for task, seed in missing],
+        "in_part": in_part,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .ledger import relative_to_cwd, write_json
-from .pipeline import ARMS, FULL_SEEDS, FULL_TASKS, REUSED_ARMS
+from .pipeline import ARMS, FULL_SEEDS, FULL_TASKS, PIPELINE_STAGES, REUSED_ARMS
 
 # From /work/shared/reference/stamo-method.md (LIBERO unless said otherwise).
 PAPER = {
@@ -270,6 +270,14 @@ def _scope(cfg: dict[str, Any], pipelines: dict[str, list[int]]) -> str:
     )
 
 
+def _in_part(in_part: dict[str, int]) -> str:
+    """The pipelines published in part: left out of every table until they finish."""
+    if not in_part:
+        return ""
+    parts = ", ".join(f"{tag} ({n} of {len(PIPELINE_STAGES)} stages)" for tag, n in in_part.items())
+    return f" Published in part, left out of the tables until they finish: {parts}."
+
+
 def markdown(payload: dict[str, Any]) -> str:
     cfg, summary, cost, env = payload["config"], payload["summary"], payload["cost"], payload["environment"]
     pipelines = payload["pipelines"]
@@ -281,6 +289,7 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{env['machine']['platform']}). Every figure below comes from `results.json` beside this file, which "
         "also holds the exact commands, seeds and package versions."
         + _scope(cfg, pipelines)
+        + _in_part(payload.get("in_part", {}))
         + " "
         + _code_line(payload["code"]),
         "",
@@ -404,6 +413,7 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
         "config": result["config"],
         "pipelines": {task: sorted(int(seed) for seed in seeds) for task, seeds in result["runs"].items()},
         "missing": result.get("missing", []),
+        "in_part": result.get("in_part", {}),
         "figures_from": figures_from,
         "test_episodes": first["reconstruction"]["test_episodes"],
         "eval_seed": EVAL_SEED,

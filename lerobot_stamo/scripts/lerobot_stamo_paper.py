@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
     result = run_paper(cfg)
+    if not result["runs"]:  # --report_only published pipelines in part, none has finished
+        print(
+            f"No report written: no pipeline has finished all its stages yet ({', '.join(result['in_part'])} "
+            f"published in part in {Path(cfg.results_dir) / 'runs'}). Run without --report_only to finish them."
+        )
+        return
     written = write_report(result, cfg.results_dir, reproduce_command(argv, result["runs"]))
     for name, path in written.items():
         print(f"  {name:16s} {path}")

@@ -10,10 +10,13 @@ import pytest
 from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
-from lerobot_stamo.paper.ledger import ledger_dir, publish, read_published
+from lerobot_stamo.paper.ledger import ledger_dir, publish, read_partial, read_published, tree_digest
 from lerobot_stamo.paper.pipeline import (
     ARMS,
     PIPELINE_STAGES,
+    PREFIX_STAGES,
+    adoptable_arms,
+    check_inputs,
     check_settings,
     lock_work_dir,
     run_paper,
@@ -131,6 +134,27 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
         assert sorted(p.name for p in saved.parents[2].iterdir()) == ["000003", "last"]
     assert parts.stat().st_mtime_ns == parts_written
 
+    # A pipeline cut short (here: before its last arm) is published in part by --report_only, with the digests
+    # of what its arms trained on. A machine without the work folder makes the stages before the arms again,
+    # finds the same bytes, takes the published arms and runs only the missing one.
+    for name in ("train_cotrain", "eval_cotrain"):
+        (work / "stages" / f"PickCube_s0_{name}.json").unlink()
+    shutil.rmtree(published)
+    proc = run_cli([*args, "--report_only"], cwd=tmp_path)
+    assert "No report written: no pipeline has finished all its stages yet (PickCube_s0" in proc.stdout
+    run = json.loads((published / "run.json").read_text())
+    assert run["complete"] is False and run["stages"] == list(PIPELINE_STAGES[:-2])
+    assert set(run["inputs"]) == {"robot", "robot_labelled", "cotrain", "stamo"}
+    second = tmp_path / "second_machine_work"
+    proc = run_cli([*args[:-3], str(second), "--results_dir", str(results)], cwd=tmp_path)
+    out = proc.stderr + proc.stdout
+    assert "PickCube_s0: 5 of its 6 arms published in part" in out and out.count("(published)") == 10
+    ran = {p.stem.removeprefix("PickCube_s0_") for p in (second / "stages").glob("PickCube_s0_*.json")}
+    assert ran == {*PREFIX_STAGES, "train_cotrain", "eval_cotrain"}
+    run = json.loads((published / "run.json").read_text())
+    assert run["complete"] is True and run["stages"] == list(PIPELINE_STAGES)
+    assert json.loads((results / "results.json").read_text())["pipelines"] == {"PickCube": [0]}
+
 
 def test_quick_defaults_never_touch_the_full_run():
     quick, full = parse_args(["--quick"]), parse_args([])
@@ -210,6 +234,42 @@ def test_a_published_pipeline_reads_back_with_its_figures(tmp_path, monkeypatch)
         StamoInputError, match="holds no run.json: it is not a pipeline this command published"
     ):
         publish(ledger, "PickCube", 1, settings, _finished_stages(tmp_path))
+
+
+def test_a_pipeline_published_in_part_is_replaced_and_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ledger, settings = ledger_dir(tmp_path / "results"), settings_of(parse_args(TINY))
+    stages = _finished_stages(tmp_path)
+    prefix_and_act = {n: stages[n] for n in (*PREFIX_STAGES, "train_act", "eval_act", "train_none")}
+    publish(ledger, "PickCube", 0, settings, prefix_and_act, {"robot": "a"}, complete=False)
+    assert read_published(ledger, settings) == {}  # left out of the report
+    ((run, back),) = read_partial(ledger, settings).values()
+    assert run["inputs"] == {"robot": "a"} and adoptable_arms(back, cost_known=True) == ["act"]
+    both = {n: stages[n] for n in (*prefix_and_act, "eval_none", "train_state", "eval_state")}
+    assert adoptable_arms(both, cost_known=False) == ["act"]  # the cost times none's and state's checkpoints
+    out = publish(ledger, "PickCube", 0, settings, stages, {"robot": "a"})  # the part is replaced
+    assert json.loads((out / "run.json").read_text())["complete"] and not read_partial(ledger, settings)
+    assert not list(ledger.glob(".PickCube_s0.*"))
+
+    check_inputs(out, {"robot": "a"}, {"robot": "a", "stamo": "b"})  # only what both have is compared
+    with pytest.raises(
+        StamoInputError, match=r"The robot made again here differ .*Delete .*PickCube_s0 to run"
+    ):
+        check_inputs(out, {"robot": "a"}, {"robot": "c"})
+
+
+def test_a_digest_holds_the_bytes_and_names_not_the_folder(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder / "meta").mkdir(parents=True)
+        (tmp_path / folder / "data.bin").write_bytes(b"frames")
+        (tmp_path / folder / "meta" / "stamo_labels.json").write_text(f'{{"path": "{tmp_path / folder}"}}')
+    skip = ("meta/stamo_*.json",)
+    assert tree_digest(tmp_path / "a", skip) == tree_digest(tmp_path / "b", skip)
+    assert tree_digest(tmp_path / "a") != tree_digest(tmp_path / "b")  # the provenance differs
+    (tmp_path / "b" / "data.bin").write_bytes(b"frameS")
+    assert tree_digest(tmp_path / "a", skip) != tree_digest(tmp_path / "b", skip)
+    with pytest.raises(FileNotFoundError):
+        tree_digest(tmp_path / "gone")
 
 
 def test_claims_compare_arms_against_the_evaluation_noise():
