@@ -68,21 +68,36 @@ def _figure(result: dict[str, Any], stage: str) -> str | None:
 
 
 def tree_digest(root: str | Path, skip: tuple[str, ...] = ()) -> str:
-    """sha256 over the names and bytes of every file under `root` (a file itself: its bytes), but the `skip`
-    globs: the same data on any machine and in any folder has the same digest."""
+    """sha256 over the names and contents of every file under `root` (a file itself: its contents), but the
+    `skip` globs: the same data on any machine and in any folder has the same digest. A JSON file counts by its
+    values and a Parquet file by its table (columns by name, no schema metadata): both are written in an order
+    that changes from one process to the next (Python's string hashing), their data does not."""
     root, h = Path(root), hashlib.sha256()
     if not root.exists():
         raise FileNotFoundError(f"{root} does not exist: nothing to digest")
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for path in files:
-        name = path.relative_to(root).as_posix() if path != root else ""
         if any(path.match(pattern) for pattern in skip):
             continue
-        h.update(name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        name = path.relative_to(root).as_posix() if path != root else ""
+        h.update(name.encode() + b"\0" + _content(path) + b"\0")
     return h.hexdigest()
+
+
+def _content(path: Path) -> bytes:
+    if path.suffix == ".json":
+        return json.dumps(json.loads(path.read_text()), sort_keys=True).encode()
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        table = table.select(sorted(table.column_names)).replace_schema_metadata(None).combine_chunks()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+    return path.read_bytes()
 
 
 def publish(
