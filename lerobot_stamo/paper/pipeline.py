@@ -829,7 +829,8 @@ def publish_part(
     arms = [arm for arm in ARMS if {f"train_{arm}", f"eval_{arm}"} <= set(merged)]
     keep = [*PREFIX_STAGES, *(f"{kind}_{arm}" for arm in arms for kind in ("train", "eval"))]
     names = [name for name in PIPELINE_STAGES if name in keep]
-    publish(ledger, task, seed, settings, {name: merged[name] for name in names}, inputs, complete=False)
+    complete = len(names) == len(PIPELINE_STAGES)  # the rest was published before: complete from now on
+    publish(ledger, task, seed, settings, {name: merged[name] for name in names}, inputs, complete=complete)
     return names
 
 

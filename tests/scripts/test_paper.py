@@ -110,6 +110,31 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert after["summary"] == before["summary"] and after["pipelines"] == {"PickCube": [0]}
     assert "lerobot-stamo-paper --tasks PickCube --seeds 0 --quick" in (results / "report.md").read_text()
 
+    # A pipeline cut short (here: before its last arm) is published in part by --report_only, with the digests
+    # of what its arms trained on. A machine without the work folder makes the stages before the arms again,
+    # finds the same bytes, takes the published arms and runs only the missing one.
+    cut = [work / "stages" / f"PickCube_s0_{name}.json" for name in ("train_cotrain", "eval_cotrain")]
+    kept = [path.read_bytes() for path in cut]
+    for path in cut:
+        path.unlink()
+    shutil.rmtree(published)
+    proc = run_cli([*args, "--report_only"], cwd=tmp_path)
+    assert "No report written: no pipeline has finished all its stages yet (PickCube_s0" in proc.stdout
+    run = json.loads((published / "run.json").read_text())
+    assert run["complete"] is False and run["stages"] == list(PIPELINE_STAGES[:-2])
+    assert set(run["inputs"]) == {"robot", "robot_labelled", "cotrain", "stamo"}
+    second = tmp_path / "second_machine_work"
+    proc = run_cli([*args[:-3], str(second), "--results_dir", str(results)], cwd=tmp_path)
+    out = proc.stderr + proc.stdout
+    assert "PickCube_s0: 5 of its 6 arms published in part" in out and out.count("(published)") == 10
+    ran = {p.stem.removeprefix("PickCube_s0_") for p in (second / "stages").glob("PickCube_s0_*.json")}
+    assert ran == {*PREFIX_STAGES, "train_cotrain", "eval_cotrain"}
+    run = json.loads((published / "run.json").read_text())
+    assert run["complete"] is True and run["stages"] == list(PIPELINE_STAGES)
+    assert json.loads((results / "results.json").read_text())["pipelines"] == {"PickCube": [0]}
+    for path, data in zip(cut, kept, strict=True):
+        path.write_bytes(data)  # the first machine's cache as it was
+
     # Trainings cut short resume from their last checkpoint (LeRobot's --resume) and keep only the last one;
     # the stamo's pretrained parts are not made again.
     parts = work / "PickCube_s0" / "stamo_pretrained" / "parts.json"
@@ -133,27 +158,6 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
         assert "Resuming data order" in (work / "logs" / f"PickCube_s0_{stage_name}.log").read_text()
         assert sorted(p.name for p in saved.parents[2].iterdir()) == ["000003", "last"]
     assert parts.stat().st_mtime_ns == parts_written
-
-    # A pipeline cut short (here: before its last arm) is published in part by --report_only, with the digests
-    # of what its arms trained on. A machine without the work folder makes the stages before the arms again,
-    # finds the same bytes, takes the published arms and runs only the missing one.
-    for name in ("train_cotrain", "eval_cotrain"):
-        (work / "stages" / f"PickCube_s0_{name}.json").unlink()
-    shutil.rmtree(published)
-    proc = run_cli([*args, "--report_only"], cwd=tmp_path)
-    assert "No report written: no pipeline has finished all its stages yet (PickCube_s0" in proc.stdout
-    run = json.loads((published / "run.json").read_text())
-    assert run["complete"] is False and run["stages"] == list(PIPELINE_STAGES[:-2])
-    assert set(run["inputs"]) == {"robot", "robot_labelled", "cotrain", "stamo"}
-    second = tmp_path / "second_machine_work"
-    proc = run_cli([*args[:-3], str(second), "--results_dir", str(results)], cwd=tmp_path)
-    out = proc.stderr + proc.stdout
-    assert "PickCube_s0: 5 of its 6 arms published in part" in out and out.count("(published)") == 10
-    ran = {p.stem.removeprefix("PickCube_s0_") for p in (second / "stages").glob("PickCube_s0_*.json")}
-    assert ran == {*PREFIX_STAGES, "train_cotrain", "eval_cotrain"}
-    run = json.loads((published / "run.json").read_text())
-    assert run["complete"] is True and run["stages"] == list(PIPELINE_STAGES)
-    assert json.loads((results / "results.json").read_text())["pipelines"] == {"PickCube": [0]}
 
 
 def test_quick_defaults_never_touch_the_full_run():
