@@ -234,6 +234,8 @@ ELSEWHERE = [
      "tests/scripts/test_paper.py"),
     ("lerobot-stamo-paper", "--report_only before any pipeline has finished; a second run in one --work_dir",
      "tests/scripts/test_paper.py"),
+    ("lerobot-stamo-paper", "a pipeline published in part whose re-made datasets or stamo differ from those its "
+     "arms trained on", "tests/scripts/test_paper.py"),
 ]  # fmt: skip
 
 
