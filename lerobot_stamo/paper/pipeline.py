@@ -878,8 +878,9 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
     runs = dict(published)
     try:
         for task, seed in todo:
-            tag, part = f"{task}_s{seed}", partial.get((task, seed))
-            if part is not None and not cfg.report_only:
+            tag = f"{task}_s{seed}"
+            part = None if cfg.report_only else partial.get((task, seed))  # --report_only: work folder only
+            if part is not None:
                 arms = adoptable_arms(part[1], cost is not None)
                 runner.adopted |= {f"{tag}_{kind}_{arm}": part[1][f"{kind}_{arm}"] for arm in arms
                                    for kind in ("train", "eval")}  # fmt: skip
@@ -887,7 +888,7 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
                     f"{tag}: {len(arms)} of its {len(ARMS)} arms published in part ({ledger / tag}); the stages "
                     "before the arms run again, checked against those published"
                 )
-            inputs = (ledger / tag, part[0]["inputs"]) if part is not None and not cfg.report_only else None
+            inputs = None if part is None else (ledger / tag, part[0]["inputs"])
             r = runs[(task, seed)] = run_task_seed(cfg, runner, task, seed, inputs)
             publish(ledger, task, seed, settings, {name: r[name] for name in PIPELINE_STAGES})
             if cost is None and (not cfg.report_only or (runner.stages / "cost.json").is_file()):
