@@ -11,6 +11,9 @@ Two things bury the output of this project's scripts (and of the LeRobot CLIs it
 - The AV1 encoder LeRobot records videos with (SVT-AV1) prints its banner and ``Svt[info]``/``Svt[warn]``
   lines straight to the terminal, and FFmpeg logs informational muxer lines. ``quiet_video_encoder()``
   keeps both to errors and warnings (``SVT_LOG``, FFmpeg's log level); a user's own ``SVT_LOG`` wins.
+- LeRobot's ``save_episode`` embeds the images of every episode with a Hugging Face ``datasets`` ``map``,
+  whose own progress bar ("Map: 100%| 36/36") would print once per episode between the lines of the
+  recording bar. ``quiet_dataset_writer()`` hides those bars while a dataset is written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import importlib
 import importlib.util
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +74,20 @@ def quiet_video_encoder() -> None:
 
     os.environ.setdefault("SVT_LOG", SVT_LOG_ERRORS_ONLY)  # read by SVT-AV1 whenever an encoder opens
     av.logging.set_libav_level(av.logging.WARNING)
+
+
+@contextmanager
+def quiet_dataset_writer() -> Iterator[None]:
+    """Hide ``datasets``' per-episode "Map" progress bars while a LeRobot dataset is written (restored after)."""
+    from datasets.utils import logging as datasets_logging
+
+    was_enabled = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets_logging.enable_progress_bar()
 
 
 def install() -> None:

@@ -33,7 +33,7 @@ import numpy as np
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 from tqdm import tqdm
 
-from lerobot_stamo.console import quiet_video_encoder, video_backend
+from lerobot_stamo.console import quiet_dataset_writer, quiet_video_encoder, video_backend
 from lerobot_stamo.envs.expert import ScriptedExpert
 from lerobot_stamo.envs.so101_sim import (
     CAMERA_NAMES,
@@ -242,7 +242,8 @@ def record(cfg: SimRecordConfig) -> Path:
         )
         recorded = attempts = successes = 0
         max_attempts = cfg.num_episodes * 3
-        with tqdm(total=cfg.num_episodes, desc=f"Recording {cfg.task}", unit="episode") as bar:
+        bar = tqdm(total=cfg.num_episodes, desc=f"Recording {cfg.task}", unit="episode")
+        with quiet_dataset_writer(), bar:
             while recorded < cfg.num_episodes:
                 if attempts >= max_attempts:
                     raise RuntimeError(

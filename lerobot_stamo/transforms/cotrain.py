@@ -33,6 +33,7 @@ import numpy as np
 from lerobot.utils.constants import DEFAULT_FEATURES
 from tqdm import tqdm
 
+from ..console import quiet_dataset_writer
 from .labelling import LABELS_FILE, MOTION_PREFIX, VALID_KEY, load_labels
 
 logger = logging.getLogger(__name__)
@@ -318,9 +319,10 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
         )
         robot = LeRobotDataset(robot_meta.repo_id, root=robot_root, episodes=real_eps, video_backend="pyav")
         video = LeRobotDataset(video_meta.repo_id, root=video_root, episodes=video_eps, video_backend="pyav")
-        values = _copy_episodes(robot, dataset, features, real=True)
-        for key, column in _copy_episodes(video, dataset, features, real=False).items():
-            values[key] += column
+        with quiet_dataset_writer():
+            values = _copy_episodes(robot, dataset, features, real=True)
+            for key, column in _copy_episodes(video, dataset, features, real=False).items():
+                values[key] += column
         dataset.finalize()
         frames = {"robot": len(robot), "video": len(video)}
         # LeRobot pooled the placeholders into the action/state stats, and reduces the StaMo columns'

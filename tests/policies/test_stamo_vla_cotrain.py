@@ -274,8 +274,9 @@ def test_killed_midway_leaves_nothing_and_reruns(labelled_sim, labelled_video, t
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
-    run_cli(["lerobot-stamo-cotrain", *args[1:]])
+    proc = run_cli(["lerobot-stamo-cotrain", *args[1:]])
     assert (out / COTRAIN_FILE).is_file() and not work.exists()
+    assert "Map:" not in proc.stdout + proc.stderr  # datasets' per-episode progress bar
 
 
 # ------------------------------------------------------------------------------------------ the policy

@@ -162,5 +162,6 @@ def test_console_script_prints_expert_success_rate(tmp_path):
     # Issue 13: no decoder traceback, no encoder banner.
     log = proc.stdout + proc.stderr
     assert "Traceback" not in log and "Svt[" not in log and "SVT [" not in log, log
+    assert "Map:" not in log, log  # datasets' per-episode progress bar, between the recording bar's lines
     assert log.count(TORCHCODEC_HELP) <= 1 and "libtorchcodec loading traceback" not in log
     assert LeRobotDataset("local/cli", root=tmp_path / "cli").num_episodes == 1
