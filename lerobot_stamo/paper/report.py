@@ -213,7 +213,7 @@ def plot_probe(summary: dict[str, Any], path: Path) -> None:
 
 
 def plot_success(summary: dict[str, Any], path: Path) -> None:
-    """Success rate per arm and task (error bars: std over seeds)."""
+    """Success rate per arm and task (bars: mean, error bars: std over seeds, dots: each seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,10 +228,14 @@ def plot_success(summary: dict[str, Any], path: Path) -> None:
         s = summary[task]["success"]
         ax.bar(x + i * width, [100 * s[a]["mean"] for a in arms], width, yerr=[100 * s[a]["std"] for a in arms],
                capsize=3, label=task)  # fmt: skip
+        for j, arm in enumerate(arms):
+            seeds = [100 * v for v in s[arm]["values"]]
+            ax.scatter([x[j] + i * width] * len(seeds), seeds, s=22, color="white", edgecolors="black", zorder=3,
+                       label="one seed" if i == j == 0 else None)  # fmt: skip
     ax.set_xticks(x + width * (len(tasks) - 1) / 2, arms)
     ax.set_ylabel("success (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("Simulated SO-101: success per arm (mean ± std over seeds)")
+    ax.set_title("Simulated SO-101: success per arm (mean ± std over seeds; dots: each seed)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
