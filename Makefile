@@ -9,7 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN_ENV := HF_HUB_OFFLINE=1 MUJOCO_GL=egl WANDB_MODE=disabled
-# the tests run in parallel workers (pytest-xdist): one per core, at most TEST_WORKERS (2 workers: 6.9 GB peak)
+# the tests run in parallel workers (pytest-xdist): one per core, at most TEST_WORKERS (2 workers: 6.9 GB peak);
+# the longest tests start first and an idle worker takes tests queued for a busy one (--dist worksteal)
 TEST_WORKERS ?= 4
 
 .PHONY: install demo paper test lint bench
@@ -30,7 +31,7 @@ paper: install
 	$(RUN_ENV) $(BIN)/lerobot-stamo-paper $(ARGS)
 
 test: install
-	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto --maxprocesses=$(TEST_WORKERS) $(ARGS)
+	$(RUN_ENV) $(BIN)/python -m pytest -q -n auto --maxprocesses=$(TEST_WORKERS) --dist worksteal $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

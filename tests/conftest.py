@@ -13,6 +13,18 @@ from cli_helpers import SIM_IMAGE_HW  # noqa: E402
 from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record  # noqa: E402
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `longest(minutes=...)` run first, the longest of them first: the parallel workers
+    (`make test`: pytest-xdist with `--dist worksteal`) then share the rest and finish together, instead of one
+    worker running the paper pipeline alone at the end while the other idles."""
+
+    def minutes(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("longest")
+        return marker.kwargs["minutes"] if marker is not None else 0.0
+
+    items.sort(key=minutes, reverse=True)  # stable: the other tests keep their order
+
+
 @pytest.fixture(scope="session")
 def sim_dataset(tmp_path_factory) -> tuple[str, Path]:
     """(repo_id, root) of 3 recorded PickCube expert episodes, cameras front + wrist at 64x64."""

@@ -41,6 +41,7 @@ def policy_for(root: Path, **overrides) -> tuple[StamoVLAPolicy, LeRobotDatasetM
     return StamoVLAPolicy(config, dataset_stats=meta.stats, dataset_meta=meta), meta
 
 
+@pytest.mark.longest(minutes=1.5)  # on the 2-core CI machine
 def test_learns_actions_and_world_model(labelled_sim):
     """Not a smoke test: on recorded PickCube episodes both losses fall well below where they started."""
     _, root = labelled_sim

@@ -37,6 +37,7 @@ def assert_readable(log: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.longest(minutes=2.5)  # on the 2-core CI machine
 def test_demo_records_draws_trains_interpolates_and_runs_stamo_vla(tmp_path):
     out = tmp_path / "demo"
     proc = run_cli(

@@ -55,6 +55,7 @@ def numbers(value) -> list[float]:
 
 
 @pytest.mark.slow
+@pytest.mark.longest(minutes=7)  # on the 2-core CI machine
 def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     args = [cli("lerobot-stamo-paper"), *TINY, "--work_dir", str(work), "--results_dir", str(results)]
