@@ -708,9 +708,11 @@ def run_task_seed(
     task: str,
     seed: int,
     part: tuple[Path, dict[str, str]] | None = None,
+    progress: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Every stage of one task and seed; returns `{stage: result}`. `part`: where the pipeline was published in
-    part and its inputs' digests, checked against those made here (its arms are in `runner.adopted`)."""
+    part and its inputs' digests, checked against those made here (its arms are in `runner.adopted`).
+    `progress` is called once the stages before the arms have finished and after each arm's evaluation."""
     tag, run_dir = f"{task}_s{seed}", runner.work_dir / f"{task}_s{seed}"
     r: dict[str, Any] = {}
 
@@ -727,6 +729,7 @@ def run_task_seed(
         r[f"eval_{arm}"] = runner.run(
             f"{tag}_eval_{arm}", eval_stage(cfg, task, trained["checkpoint"], eval_dir)
         )
+        progress()
 
     with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
         try:
@@ -749,6 +752,7 @@ def run_task_seed(
                 f"{tag}_cotrain_data", cotrain_data_stage(cfg, run_dir, r["label"])
             )
             check()
+            progress()
             futures += [pool.submit(arm_stages, arm) for arm in ARMS if arm not in early]
             for future in futures:
                 future.result()
@@ -834,6 +838,31 @@ def publish_part(
     return names
 
 
+def partial_publisher(
+    ledger: Path,
+    work_dir: Path,
+    settings: dict[str, Any],
+    task: str,
+    seed: int,
+    part: tuple[dict, dict] | None,
+) -> Callable[[], None]:
+    """What `run_task_seed` calls as its stages finish: publishes the pipeline in part (as `--report_only` would),
+    so that a machine taken away mid-run (a session's end) loses at most the trainings in flight, once the
+    `runs/` folder is committed. One call at a time: arms finish in parallel threads."""
+    lock = threading.Lock()
+
+    def progress() -> None:
+        with lock:
+            names = publish_part(ledger, work_dir, settings, task, seed, part)
+        if names and len(names) < len(PIPELINE_STAGES):
+            tqdm.write(
+                f"{task}_s{seed}: {len(names)} of its {len(PIPELINE_STAGES)} stages published in part "
+                f"({ledger / f'{task}_s{seed}'})"
+            )
+
+    return progress
+
+
 def run_paper(cfg: PaperConfig) -> dict[str, Any]:
     """Runs (or reads back) every stage of `--tasks` x `--seeds` and reads back every pipeline published in
     `<results_dir>/runs/`; returns `{"runs": {task: {seed: {stage: result}}}, "cost": ..., "missing": [...]}`.
@@ -889,7 +918,14 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
                     "before the arms run again, checked against those published"
                 )
             inputs = None if part is None else (ledger / tag, part[0]["inputs"])
-            r = runs[(task, seed)] = run_task_seed(cfg, runner, task, seed, inputs)
+            r = runs[(task, seed)] = run_task_seed(
+                cfg,
+                runner,
+                task,
+                seed,
+                inputs,
+                progress=partial_publisher(ledger, work_dir, settings, task, seed, part),
+            )
             publish(ledger, task, seed, settings, {name: r[name] for name in PIPELINE_STAGES})
             if cost is None and (not cfg.report_only or (runner.stages / "cost.json").is_file()):
                 checkpoints = {arm: r[f"train_{arm}"]["checkpoint"] for arm in ("none", "state")}

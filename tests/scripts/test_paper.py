@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from lerobot_stamo.paper.pipeline import (
     check_inputs,
     check_settings,
     lock_work_dir,
+    partial_publisher,
     run_paper,
     settings_of,
     stage_count,
@@ -82,9 +84,12 @@ def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert len(stages) == stage_count(parse_args(TINY)), stages
     assert "[20/20] cost" in proc.stderr + proc.stdout
 
-    # The finished pipeline is published beside the report, paths relative to where the command ran.
+    # The finished pipeline is published beside the report, paths relative to where the command ran; while it
+    # ran, it was published in part as its arms finished.
     published = results / "runs" / "PickCube_s0"
-    assert json.loads((published / "run.json").read_text())["stages"] == list(PIPELINE_STAGES)
+    assert re.search(r"PickCube_s0: \d+ of its 19 stages published in part", proc.stdout + proc.stderr)
+    run = json.loads((published / "run.json").read_text())
+    assert run["stages"] == list(PIPELINE_STAGES) and run["complete"] and len(run["inputs"]) == 4
     assert {p.name for p in published.glob("*.png")} == {"reconstructions.png", "interpolation.png"}
     assert str(tmp_path) not in "".join(p.read_text() for p in published.glob("*.json"))
     assert (results / "runs" / "cost.json").is_file()
@@ -261,6 +266,51 @@ def test_a_pipeline_published_in_part_is_replaced_and_checked(tmp_path, monkeypa
         StamoInputError, match=r"The robot made again here differ .*Delete .*PickCube_s0 to run"
     ):
         check_inputs(out, {"robot": "a"}, {"robot": "c"})
+
+
+def test_a_running_pipeline_publishes_itself_in_part_as_its_arms_finish(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    work, ledger, settings = (
+        tmp_path / "work",
+        ledger_dir(tmp_path / "results"),
+        settings_of(parse_args(TINY)),
+    )
+    for folder in ("robot", "labelled", "cotrain", "stamo"):
+        (work / "data" / folder).mkdir(parents=True)
+        (work / "data" / folder / ("model.safetensors" if folder == "stamo" else "frames.bin")).write_bytes(
+            b"x"
+        )
+    stages = _finished_stages(tmp_path)
+    stages["record"]["robot"] = {"root": str(work / "data" / "robot")}
+    stages["label"]["robot"] = {"root": str(work / "data" / "labelled")}
+    stages["cotrain_data"]["root"] = str(work / "data" / "cotrain")
+    stages["stamo"]["checkpoint"] = str(work / "data" / "stamo")
+    progress = partial_publisher(ledger, work, settings, "PickCube", 0, None)
+
+    def finish(*names: str) -> dict | None:
+        for name in names:
+            (work / "stages" / f"PickCube_s0_{name}.json").write_text(json.dumps(stages[name]))
+        progress()
+        run = ledger / "PickCube_s0" / "run.json"
+        return json.loads(run.read_text()) if run.is_file() else None
+
+    (work / "stages").mkdir()
+    # ACT trains beside the stamo stages: nothing is published before the stages the arms train on
+    assert finish("record", "train_act", "eval_act") is None and not ledger.exists()
+    run = finish(*PREFIX_STAGES)
+    assert run["complete"] is False and run["stages"] == [*PREFIX_STAGES, "train_act", "eval_act"]
+    assert set(run["inputs"]) == {"robot", "robot_labelled", "cotrain", "stamo"}
+    assert "PickCube_s0: 9 of its 19 stages published in part" in capsys.readouterr().out
+    run = finish("train_none")  # a training in flight is not published
+    assert run["stages"] == [*PREFIX_STAGES, "train_act", "eval_act"]
+    run = finish("eval_none")
+    assert run["stages"] == [*PREFIX_STAGES, "train_none", "eval_none", "train_act", "eval_act"]
+    run = finish(*PIPELINE_STAGES)
+    assert (
+        run["complete"] is True
+        and run["stages"] == list(PIPELINE_STAGES)
+        and read_published(ledger, settings)
+    )
 
 
 def test_a_digest_holds_the_bytes_and_names_not_the_folder(tmp_path):
