@@ -9,10 +9,10 @@ pipeline: a full run spread over machines whose work folders are not kept adds u
 stage (measured once) is published as `cost.json`. Delete a pipeline's folder to run it again.
 
 A pipeline cut short (a machine lent for less time than a pipeline takes) is published in part, by the run
-itself as its arms finish and by `--report_only`: its finished stages, with `complete: false` and the sha256 of what its policy arms trained on
-(`inputs`: the datasets and the stamo's weights). A later run on any machine makes those inputs again (the
-stages before the arms are deterministic on CPU), checks that they are the same bytes, and runs only the arms
-still missing; a difference is refused rather than mixed.
+itself as its arms finish and by `--report_only`: its finished stages, with `complete: false` and the sha256
+of what its policy arms trained on (`inputs`: the datasets and the stamo's weights). A later run on any
+machine makes those inputs again (the stages before the arms are deterministic on CPU), checks that they are
+the same bytes, and runs only the arms still missing; a difference is refused rather than mixed.
 """
 
 from __future__ import annotations
