@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -810,10 +810,11 @@ def publish_part(
     task: str,
     seed: int,
     part: tuple[dict, dict] | None,
+    known: Sequence[str] = (),
 ) -> list[str]:
     """Publishes what has finished of an unfinished pipeline in `work_dir`, with the stages published in part
     before (`part`), once its stages before the arms have all finished and what they made is still there;
-    returns the stage names published (none: nothing yet)."""
+    returns the stage names published (none: nothing yet). Nothing is written when they are the `known` ones."""
     tag = f"{task}_s{seed}"
     stages = {
         name: json.loads(path.read_text())
@@ -833,6 +834,8 @@ def publish_part(
     arms = [arm for arm in ARMS if {f"train_{arm}", f"eval_{arm}"} <= set(merged)]
     keep = [*PREFIX_STAGES, *(f"{kind}_{arm}" for arm in arms for kind in ("train", "eval"))]
     names = [name for name in PIPELINE_STAGES if name in keep]
+    if names == list(known):
+        return names
     complete = len(names) == len(PIPELINE_STAGES)  # the rest was published before: complete from now on
     publish(ledger, task, seed, settings, {name: merged[name] for name in names}, inputs, complete=complete)
     return names
@@ -849,11 +852,14 @@ def partial_publisher(
     """What `run_task_seed` calls as its stages finish: publishes the pipeline in part (as `--report_only` would),
     so that a machine taken away mid-run (a session's end) loses at most the trainings in flight, once the
     `runs/` folder is committed. One call at a time: arms finish in parallel threads."""
-    lock = threading.Lock()
+    lock, known = threading.Lock(), [name for name in PIPELINE_STAGES if part is not None and name in part[1]]
 
     def progress() -> None:
         with lock:
-            names = publish_part(ledger, work_dir, settings, task, seed, part)
+            names = publish_part(ledger, work_dir, settings, task, seed, part, known)
+            if names == known:
+                return
+            known[:] = names
         if names and len(names) < len(PIPELINE_STAGES):
             tqdm.write(
                 f"{task}_s{seed}: {len(names)} of its {len(PIPELINE_STAGES)} stages published in part "

@@ -301,10 +301,18 @@ def test_a_running_pipeline_publishes_itself_in_part_as_its_arms_finish(tmp_path
     assert run["complete"] is False and run["stages"] == [*PREFIX_STAGES, "train_act", "eval_act"]
     assert set(run["inputs"]) == {"robot", "robot_labelled", "cotrain", "stamo"}
     assert "PickCube_s0: 9 of its 19 stages published in part" in capsys.readouterr().out
-    run = finish("train_none")  # a training in flight is not published
+    run_json = ledger / "PickCube_s0" / "run.json"
+    written = run_json.stat().st_mtime_ns
+    run = finish("train_none")  # a training in flight is not published: nothing is written, nothing printed
     assert run["stages"] == [*PREFIX_STAGES, "train_act", "eval_act"]
+    assert run_json.stat().st_mtime_ns == written and capsys.readouterr().out == ""
     run = finish("eval_none")
     assert run["stages"] == [*PREFIX_STAGES, "train_none", "eval_none", "train_act", "eval_act"]
+    capsys.readouterr()
+    written = run_json.stat().st_mtime_ns
+    # a run resumed from this part publishes again only once another arm has finished
+    partial_publisher(ledger, work, settings, "PickCube", 0, read_partial(ledger, settings)[("PickCube", 0)])()
+    assert run_json.stat().st_mtime_ns == written and capsys.readouterr().out == ""
     run = finish(*PIPELINE_STAGES)
     assert (
         run["complete"] is True
