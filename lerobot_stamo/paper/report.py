@@ -359,13 +359,19 @@ def markdown(payload: dict[str, Any]) -> str:
     for arm in arms:
         cells = [_cell(summary[t]["success"][arm], "{:.0f}", 100, per_seed=True) for t in summary]
         lines.append(f"| `{arm}`: {labels[arm]} | " + " | ".join(cells) + f" | {paper_cell[arm]} |")
+    share = cfg["real_episodes"] / (cfg["real_episodes"] + cfg["video_episodes"])
     lines += ["", f"`real10` trains on {cfg['real_episodes']} robot episodes; `cotrain` on the same plus "
               f"{cfg['video_episodes']} StaMo-labelled video episodes, both with the latent-action head "
               f"(`lambda_latent=1`); `real50` on all {cfg['episodes']}, without it. Every arm trains from scratch "
               f"for the same {cfg['policy_steps']} steps of batch {cfg['batch_size']}, ACT included (LeRobot's ACT "
               f"with {_act_flags(payload['commands'])}, its ResNet-18 without ImageNet weights, which are not "
               "available offline; LeRobot's default training run is 100,000 steps): a small budget, so the rates "
-              "vary between seeds.", "",
+              "vary between seeds. `lerobot-train` samples frames uniformly (LeRobot has no weighted sampler), so "
+              f"about {share:.0%} of `cotrain`'s frames carry a real action ({cfg['real_episodes']} of its "
+              f"{cfg['real_episodes'] + cfg['video_episodes']} episodes): in the same steps its action head is "
+              f"supervised on about {share:.0%} as many frames as `real10`'s (the paper does not say how it "
+              "balances the two): a `cotrain` below `real10` may come from that budget rather than the labels.",
+              "",
               "The paper's claims here (difference in success, ± the 95 % interval of the evaluation noise alone; "
               "the spread between seeds adds to it):", "", *claim_lines(summary), "",
               "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "", *_cost_lines(cost),

@@ -311,7 +311,8 @@ def test_a_running_pipeline_publishes_itself_in_part_as_its_arms_finish(tmp_path
     capsys.readouterr()
     written = run_json.stat().st_mtime_ns
     # a run resumed from this part publishes again only once another arm has finished
-    partial_publisher(ledger, work, settings, "PickCube", 0, read_partial(ledger, settings)[("PickCube", 0)])()
+    part = read_partial(ledger, settings)[("PickCube", 0)]
+    partial_publisher(ledger, work, settings, "PickCube", 0, part)()
     assert run_json.stat().st_mtime_ns == written and capsys.readouterr().out == ""
     run = finish(*PIPELINE_STAGES)
     assert (
