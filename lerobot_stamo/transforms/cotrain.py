@@ -5,7 +5,8 @@ would corrupt the `action` / `observation.state` normalisation). `build_cotrain_
 
 1. checks that both sources were labelled by `lerobot-stamo-label` with the same `stamo` checkpoint and
    horizon, and that cameras, image sizes, storage and fps line up (nothing is written before that);
-2. keeps the chosen episodes of each source (all by default, or N per task, or a list);
+2. keeps the chosen episodes of each source (all by default, or N per task, or a list), the robot ones
+   `--real_repeat` times over (LeRobot's trainer samples frames uniformly and has no weighted sampler);
 3. writes them with LeRobot's own dataset writer (`LeRobotDataset.create` / `add_frame` / `save_episode`):
    robot frames with their actions, video frames with zero `action` / `observation.state` placeholders, and
    the per-frame mask `observation.action_valid` (1.0 on robot frames, 0.0 on video frames) on both
@@ -61,6 +62,9 @@ class CotrainConfig:
     # Or explicit episode indices of each source (exclusive with the per-task counts).
     real_episodes: list[int] | None = None
     video_episodes: list[int] | None = None
+    # Each robot episode is written this many times. `lerobot-train` samples frames uniformly, so at 10 : 40
+    # one frame in 5 carries a real action; --real_repeat=4 makes it one in 2 (the video frames are unchanged).
+    real_repeat: int = 1
     push_to_hub: bool = False
     private: bool = False
     # Replace an existing co-training dataset written by this command at --output_dir.
@@ -71,6 +75,8 @@ class CotrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be >= 1 episode, got {value} (leave it unset to keep all).")
+        if self.real_repeat < 1:
+            raise ValueError(f"--real_repeat must be >= 1 (1: each robot episode once), got {self.real_repeat}.")
         for kind in ("real", "video"):
             if (
                 getattr(self, f"{kind}_per_task") is not None
@@ -321,10 +327,12 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
         video = LeRobotDataset(video_meta.repo_id, root=video_root, episodes=video_eps, video_backend="pyav")
         with quiet_dataset_writer():
             values = _copy_episodes(robot, dataset, features, real=True)
-            for key, column in _copy_episodes(video, dataset, features, real=False).items():
-                values[key] += column
+            copies = [_copy_episodes(robot, dataset, features, real=True) for _ in range(cfg.real_repeat - 1)]
+            for copied in [*copies, _copy_episodes(video, dataset, features, real=False)]:
+                for key, column in copied.items():
+                    values[key] += column
         dataset.finalize()
-        frames = {"robot": len(robot), "video": len(video)}
+        frames = {"robot": len(robot) * cfg.real_repeat, "video": len(video)}
         # LeRobot pooled the placeholders into the action/state stats, and reduces the StaMo columns'
         # (tokens, dim) arrays to (dim,): replace them with per-dimension stats, action/state from robot frames.
         write_stats({**dataset.meta.stats, **_stats(values)}, dataset.root)
@@ -335,7 +343,12 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
             "created_by": "lerobot-stamo-cotrain",
             "format": 1,
             "config": asdict(cfg),
-            "robot": {"root": str(robot_root), "episodes": real_eps, "frames": frames["robot"]},
+            "robot": {
+                "root": str(robot_root),
+                "episodes": real_eps,
+                "repeat": cfg.real_repeat,
+                "frames": frames["robot"],
+            },
             "video": {
                 "root": str(video_root),
                 "episodes": video_eps,
@@ -343,6 +356,7 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
                 "robot_type": video_meta.robot_type,
             },
             "ratio_real_to_video_episodes": f"{len(real_eps)}:{len(video_eps)}",
+            "real_frame_share": frames["robot"] / (frames["robot"] + frames["video"]),
             "stamo_checkpoint": {
                 "policy_path": robot_labels.get("policy_path"),
                 "weights_sha256": robot_labels.get("weights_sha256"),
@@ -361,9 +375,11 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     n_real, n_video = frames["robot"], frames["video"]
+    times = f" written {cfg.real_repeat} times" if cfg.real_repeat > 1 else ""
     logger.info(
-        f"Co-training dataset written to {output}: {len(real_eps)} robot episodes ({n_real} frames with actions) "
-        f"+ {len(video_eps)} video episodes ({n_video} frames, latent motion only)."
+        f"Co-training dataset written to {output}: {len(real_eps)} robot episodes{times} ({n_real} frames with "
+        f"actions, {n_real / (n_real + n_video):.0%} of the frames) + {len(video_eps)} video episodes ({n_video} "
+        "frames, latent motion only)."
     )
     if cfg.push_to_hub:
         logger.info(f"Pushing {output} to the Hub as dataset {repo_id!r} (private={cfg.private}).")

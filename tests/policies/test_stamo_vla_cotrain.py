@@ -214,6 +214,31 @@ def test_refusals(case, message, labelled_sim, labelled_video, sim_dataset, tmp_
     assert not out.exists() and tree_digest(robot) == digest
 
 
+def test_real_repeat_writes_each_robot_episode_again(labelled_sim, labelled_video, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    _, robot = labelled_sim
+    out = tmp_path / "repeated"
+    proc = run_cli(["lerobot-stamo-cotrain", f"--robot_root={robot}", f"--video_root={labelled_video}",
+                    f"--output_dir={out}", "--real_per_task=1", "--video_per_task=1", "--real_repeat=3"])  # fmt: skip
+    ds = LeRobotDataset("local/repeated", root=out, video_backend="pyav")
+    n_robot = LeRobotDataset("local/r", root=robot, video_backend="pyav").meta.episodes["length"][0]
+    n_video = LeRobotDataset("local/v", root=labelled_video, video_backend="pyav").meta.episodes["length"][0]
+    assert ds.meta.total_episodes == 4 and ds.meta.total_frames == 3 * n_robot + n_video
+    table = ds.hf_dataset.with_format("numpy")
+    mask = np.asarray(table[ACTION_VALID_KEY]).reshape(-1)
+    assert mask.tolist() == [1.0] * (3 * n_robot) + [0.0] * n_video
+    actions = np.stack(table[ACTION])[: 3 * n_robot].reshape(3, n_robot, -1)
+    assert np.array_equal(actions[0], actions[1]) and np.array_equal(actions[0], actions[2])
+    meta = json.loads((out / COTRAIN_FILE).read_text())
+    share = 3 * n_robot / (3 * n_robot + n_video)
+    assert meta["robot"]["repeat"] == 3 and meta["robot"]["frames"] == 3 * n_robot
+    assert meta["real_frame_share"] == pytest.approx(share)
+    assert f"1 robot episodes written 3 times ({3 * n_robot} frames with actions, {share:.0%}" in proc.stderr
+    with pytest.raises(ValueError, match="--real_repeat must be >= 1"):
+        CotrainConfig(real_repeat=0)
+
+
 def test_argument_errors_and_overwrite(labelled_sim, labelled_video, cotrain, tmp_path):
     _, robot = labelled_sim
     with pytest.raises(ValueError, match="give only one"):
