@@ -76,7 +76,9 @@ class CotrainConfig:
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be >= 1 episode, got {value} (leave it unset to keep all).")
         if self.real_repeat < 1:
-            raise ValueError(f"--real_repeat must be >= 1 (1: each robot episode once), got {self.real_repeat}.")
+            raise ValueError(
+                f"--real_repeat must be >= 1 (1: each robot episode once), got {self.real_repeat}."
+            )
         for kind in ("real", "video"):
             if (
                 getattr(self, f"{kind}_per_task") is not None
