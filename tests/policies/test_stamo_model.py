@@ -1,6 +1,8 @@
 """The stamo policy on the tiny preset: shapes, training signal, state API, save/load and modes."""
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,6 +249,22 @@ def test_tiny_vae_fit_changes_the_vae_and_keeps_factors_sane(tmp_path):
     w = "decoder.conv_out.weight"
     assert not torch.equal(random.state_dict()[w], fitted.state_dict()[w])
     assert 0 < fitted.config.scaling_factor < 100 and abs(fitted.config.shift_factor) < 10
+
+
+def test_tiny_vae_fit_has_the_same_bytes_whatever_the_callers_thread_count(tmp_path):
+    threads = torch.get_num_threads()
+    digests = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            vae = Path(write_tiny_pretrained(tmp_path / str(n), fit_vae_steps=2)["decoder_path"]) / "vae"
+            digests.append(
+                hashlib.sha256((vae / "diffusion_pytorch_model.safetensors").read_bytes()).digest()
+            )
+            assert torch.get_num_threads() == n  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(threads)
+    assert digests[0] == digests[1]
 
 
 def test_reconstructions_prefer_held_out_frames(policy, square_batch):

@@ -45,18 +45,28 @@ def synthetic_frames(n: int, generator: torch.Generator, size: int = TINY_IMAGE_
 
 
 def fit_vae(vae: AutoencoderKL, steps: int, seed: int = 0, batch_size: int = 8, lr: float = 1e-3) -> float:
-    """Fits the VAE as a plain autoencoder (posterior mean, MSE) on synthetic frames; returns the last loss."""
+    """Fits the VAE as a plain autoencoder (posterior mean, MSE) on synthetic frames; returns the last loss.
+
+    The fit runs on one CPU thread (the caller's thread count is restored after): a multi-threaded CPU
+    convolution sums in another order, so the fitted bytes would depend on the machine's core count, and a
+    pipeline published in part on one machine could not be checked against the same stages made on another.
+    """
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
     vae.train()
     loss = torch.tensor(float("nan"))
-    for _ in tqdm(range(steps), desc="fitting the tiny VAE", unit="step"):
-        frames = synthetic_frames(batch_size, generator)
-        recon = vae.decode(vae.encode(frames).latent_dist.mode()).sample
-        loss = torch.nn.functional.mse_loss(recon, frames)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in tqdm(range(steps), desc="fitting the tiny VAE", unit="step"):
+            frames = synthetic_frames(batch_size, generator)
+            recon = vae.decode(vae.encode(frames).latent_dist.mode()).sample
+            loss = torch.nn.functional.mse_loss(recon, frames)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
     vae.eval()
     return loss.item()
 
