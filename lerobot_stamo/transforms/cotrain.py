@@ -328,13 +328,13 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
         robot = LeRobotDataset(robot_meta.repo_id, root=robot_root, episodes=real_eps, video_backend="pyav")
         video = LeRobotDataset(video_meta.repo_id, root=video_root, episodes=video_eps, video_backend="pyav")
         with quiet_dataset_writer():
-            values = _copy_episodes(robot, dataset, features, real=True)
-            copies = [_copy_episodes(robot, dataset, features, real=True) for _ in range(cfg.real_repeat - 1)]
-            for copied in [*copies, _copy_episodes(video, dataset, features, real=False)]:
-                for key, column in copied.items():
-                    values[key] += column
+            values: dict[str, list[np.ndarray]] = {}
+            for source, real in [*[(robot, True)] * cfg.real_repeat, (video, False)]:
+                for key, column in _copy_episodes(source, dataset, features, real=real).items():
+                    values.setdefault(key, []).extend(column)
         dataset.finalize()
         frames = {"robot": len(robot) * cfg.real_repeat, "video": len(video)}
+        share = frames["robot"] / (frames["robot"] + frames["video"])
         # LeRobot pooled the placeholders into the action/state stats, and reduces the StaMo columns'
         # (tokens, dim) arrays to (dim,): replace them with per-dimension stats, action/state from robot frames.
         write_stats({**dataset.meta.stats, **_stats(values)}, dataset.root)
@@ -358,7 +358,7 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
                 "robot_type": video_meta.robot_type,
             },
             "ratio_real_to_video_episodes": f"{len(real_eps)}:{len(video_eps)}",
-            "real_frame_share": frames["robot"] / (frames["robot"] + frames["video"]),
+            "real_frame_share": share,
             "stamo_checkpoint": {
                 "policy_path": robot_labels.get("policy_path"),
                 "weights_sha256": robot_labels.get("weights_sha256"),
@@ -380,7 +380,7 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
     times = f" written {cfg.real_repeat} times" if cfg.real_repeat > 1 else ""
     logger.info(
         f"Co-training dataset written to {output}: {len(real_eps)} robot episodes{times} ({n_real} frames with "
-        f"actions, {n_real / (n_real + n_video):.0%} of the frames) + {len(video_eps)} video episodes ({n_video} "
+        f"actions, {share:.0%} of the frames) + {len(video_eps)} video episodes ({n_video} "
         "frames, latent motion only)."
     )
     if cfg.push_to_hub:
