@@ -226,23 +226,40 @@ def _choose(meta, per_task: int | None, chosen: list[int] | None, flag: str) -> 
     return sorted(e for eps in kept.values() for e in eps)
 
 
-def _copy_episodes(source, dataset, features: dict[str, dict], real: bool) -> dict[str, list[np.ndarray]]:
-    """Appends every episode of `source` to `dataset` through LeRobot's writer.
+def _copy_episodes(
+    source, dataset, features: dict[str, dict], real: bool, repeat: int = 1
+) -> dict[str, list[np.ndarray]]:
+    """Appends every episode of `source` to `dataset` through LeRobot's writer, each `repeat` times over.
 
     Robot frames keep their action and state; video frames get zero placeholders; the mask is 1 / 0.
+    An episode is decoded once and held in memory while its copies are written.
     Returns the values written of the StaMo columns (and their validity) and, for robot frames, of the
     action and the state.
     """
     cameras = set(source.meta.camera_keys)
     mask = np.array([1.0 if real else 0.0], np.float32)
     written: dict[str, list[np.ndarray]] = {}
+    episode: list[dict] = []
+
+    def flush():
+        for _ in range(repeat):
+            for frame in episode:
+                dataset.add_frame(dict(frame))  # the writer pops "task" from the dict it is given
+                for key, value in frame.items():
+                    spec = features.get(key)
+                    if spec is not None and key not in cameras and (
+                        len(spec["shape"]) > 1 or key == VALID_KEY or (real and key in _ROBOT_KEYS)
+                    ):
+                        written.setdefault(key, []).append(value)
+            dataset.save_episode()
+        episode.clear()
+
     current = None
     for i in tqdm(range(len(source)), desc=f"Copying {'robot' if real else 'video'} frames", leave=False):
         row = source[i]
-        episode = int(row["episode_index"])
-        if current is not None and episode != current:
-            dataset.save_episode()
-        current = episode
+        if current is not None and int(row["episode_index"]) != current:
+            flush()
+        current = int(row["episode_index"])
         frame = {"task": row["task"], ACTION_VALID_KEY: mask}
         for key, spec in features.items():
             if key == ACTION_VALID_KEY:
@@ -253,13 +270,9 @@ def _copy_episodes(source, dataset, features: dict[str, dict], real: bool) -> di
                 frame[key] = row[key].numpy().astype(spec["dtype"]).reshape(spec["shape"])
             else:
                 frame[key] = np.zeros(spec["shape"], dtype=spec["dtype"])
-            if key not in cameras and (
-                len(spec["shape"]) > 1 or key == VALID_KEY or (real and key in _ROBOT_KEYS)
-            ):
-                written.setdefault(key, []).append(frame[key])
-        dataset.add_frame(frame)
-    if current is not None:
-        dataset.save_episode()
+        episode.append(frame)
+    if episode:
+        flush()
     return written
 
 
@@ -329,8 +342,8 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
         video = LeRobotDataset(video_meta.repo_id, root=video_root, episodes=video_eps, video_backend="pyav")
         with quiet_dataset_writer():
             values: dict[str, list[np.ndarray]] = {}
-            for source, real in [*[(robot, True)] * cfg.real_repeat, (video, False)]:
-                for key, column in _copy_episodes(source, dataset, features, real=real).items():
+            for source, real, repeat in [(robot, True, cfg.real_repeat), (video, False, 1)]:
+                for key, column in _copy_episodes(source, dataset, features, real, repeat).items():
                     values.setdefault(key, []).extend(column)
         dataset.finalize()
         frames = {"robot": len(robot) * cfg.real_repeat, "video": len(video)}

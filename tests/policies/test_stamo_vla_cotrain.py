@@ -239,6 +239,24 @@ def test_real_repeat_writes_each_robot_episode_again(labelled_sim, labelled_vide
         CotrainConfig(real_repeat=0)
 
 
+def test_real_repeat_decodes_each_source_frame_once(labelled_sim, labelled_video, tmp_path):
+    """Repeated robot episodes are written from memory: the videos are decoded once whatever --real_repeat."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    _, robot = labelled_sim
+    read = LeRobotDataset.__getitem__
+    with mock.patch.object(LeRobotDataset, "__getitem__", autospec=True, side_effect=read) as getitem:
+        out = build_cotrain_dataset(
+            CotrainConfig(robot_root=str(robot), video_root=str(labelled_video), output_dir=str(tmp_path / "o"),
+                          real_per_task=1, video_per_task=1, real_repeat=4)  # fmt: skip
+        )
+    ds = LeRobotDataset("local/o", root=out, video_backend="pyav")
+    meta = json.loads((out / COTRAIN_FILE).read_text())
+    n_robot, n_video = meta["robot"]["frames"] // 4, meta["video"]["frames"]
+    assert getitem.call_count == n_robot + n_video
+    assert ds.meta.total_frames == 4 * n_robot + n_video and ds.meta.total_episodes == 5
+
+
 def test_argument_errors_and_overwrite(labelled_sim, labelled_video, cotrain, tmp_path):
     _, robot = labelled_sim
     with pytest.raises(ValueError, match="give only one"):
