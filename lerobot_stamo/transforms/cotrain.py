@@ -238,19 +238,21 @@ def _copy_episodes(
     """
     cameras = set(source.meta.camera_keys)
     mask = np.array([1.0 if real else 0.0], np.float32)
-    written: dict[str, list[np.ndarray]] = {}
+    kept = [
+        key
+        for key, spec in features.items()
+        if key not in cameras
+        and (len(spec["shape"]) > 1 or key == VALID_KEY or (real and key in _ROBOT_KEYS))
+    ]
+    written: dict[str, list[np.ndarray]] = {key: [] for key in kept}
     episode: list[dict] = []
 
     def flush():
         for _ in range(repeat):
             for frame in episode:
                 dataset.add_frame(dict(frame))  # the writer pops "task" from the dict it is given
-                for key, value in frame.items():
-                    spec = features.get(key)
-                    if spec is not None and key not in cameras and (
-                        len(spec["shape"]) > 1 or key == VALID_KEY or (real and key in _ROBOT_KEYS)
-                    ):
-                        written.setdefault(key, []).append(value)
+                for key in kept:
+                    written[key].append(frame[key])
             dataset.save_episode()
         episode.clear()
 

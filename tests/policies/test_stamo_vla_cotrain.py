@@ -247,8 +247,14 @@ def test_real_repeat_decodes_each_source_frame_once(labelled_sim, labelled_video
     read = LeRobotDataset.__getitem__
     with mock.patch.object(LeRobotDataset, "__getitem__", autospec=True, side_effect=read) as getitem:
         out = build_cotrain_dataset(
-            CotrainConfig(robot_root=str(robot), video_root=str(labelled_video), output_dir=str(tmp_path / "o"),
-                          real_per_task=1, video_per_task=1, real_repeat=4)  # fmt: skip
+            CotrainConfig(
+                robot_root=str(robot),
+                video_root=str(labelled_video),
+                output_dir=str(tmp_path / "o"),
+                real_per_task=1,
+                video_per_task=1,
+                real_repeat=4,
+            )
         )
     ds = LeRobotDataset("local/o", root=out, video_backend="pyav")
     meta = json.loads((out / COTRAIN_FILE).read_text())
