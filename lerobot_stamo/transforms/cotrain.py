@@ -259,9 +259,10 @@ def _copy_episodes(
     current = None
     for i in tqdm(range(len(source)), desc=f"Copying {'robot' if real else 'video'} frames", leave=False):
         row = source[i]
-        if current is not None and int(row["episode_index"]) != current:
+        index = int(row["episode_index"])
+        if current is not None and index != current:
             flush()
-        current = int(row["episode_index"])
+        current = index
         frame = {"task": row["task"], ACTION_VALID_KEY: mask}
         for key, spec in features.items():
             if key == ACTION_VALID_KEY:
@@ -391,11 +392,10 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
         os.replace(dataset.root, output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    n_real, n_video = frames["robot"], frames["video"]
     times = f" written {cfg.real_repeat} times" if cfg.real_repeat > 1 else ""
     logger.info(
-        f"Co-training dataset written to {output}: {len(real_eps)} robot episodes{times} ({n_real} frames with "
-        f"actions, {share:.0%} of the frames) + {len(video_eps)} video episodes ({n_video} "
+        f"Co-training dataset written to {output}: {len(real_eps)} robot episodes{times} ({frames['robot']} frames "
+        f"with actions, {share:.0%} of the frames) + {len(video_eps)} video episodes ({frames['video']} "
         "frames, latent motion only)."
     )
     if cfg.push_to_hub:
