@@ -34,20 +34,20 @@ import torch
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.utils.constants import ACTION, OBS_STATE
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "robots"))  # the servo emulator and the fake camera plug-in
-
-import lerobot_camera_stamo_test  # noqa: E402, F401  (registers the `stamo_test` camera type)
-from lerobot_camera_stamo_test import set_serial_latency  # noqa: E402
-from servo_emulators import FeetechEmulator, so_calibration, write_calibration  # noqa: E402
-
-from lerobot_stamo.policies.stamo_vla import (  # noqa: E402
+from lerobot_stamo.policies.stamo_vla import (
     StamoVLAConfig,
     StamoVLAPolicy,
     make_stamo_vla_pre_post_processors,
 )
-from lerobot_stamo.robots import StamoSO100  # noqa: E402
+from lerobot_stamo.robots import StamoSO100
+from lerobot_stamo.robots.emulation import (  # (also registers the `stamo_test` camera type)
+    FeetechEmulator,
+    set_serial_latency,
+    so_calibration,
+    write_calibration,
+)
 
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 POLICY_CONFIG = REPO / "configs" / "stamo_vla_compact_sim.json"
 TASK = "pick up the cube and place it on the pad"

@@ -33,66 +33,14 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import torch  # noqa: E402
 
+from lerobot_stamo.stand_ins import paper_encoder_checkpoint, tiny_stamo_checkpoint  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 CAMERAS = ["observation.images.front", "observation.images.wrist"]
 
 
-def tiny_checkpoint(root: Path, size: int) -> Path:
-    from lerobot.configs.types import FeatureType, PolicyFeature
-
-    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
-    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
-
-    preset = json.loads((Path(__file__).parents[1] / "configs" / "stamo_tiny.json").read_text())["policy"]
-    fields = {k: v for k, v in preset.items() if k not in ("type", "backbone", "decoder_path", "push_to_hub")}
-    cfg = StamoConfig(
-        **fields,
-        **write_tiny_pretrained(root / "pretrained", seed=0),
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={k: PolicyFeature(type=FeatureType.VISUAL, shape=(3, size, size)) for k in CAMERAS},
-        output_features={},
-    )
-    torch.manual_seed(0)
-    StamoPolicy(cfg).save_pretrained(root / "ckpt")
-    return root / "ckpt"
-
-
-def base_checkpoint(root: Path, size: int) -> Path:
-    """A checkpoint with the paper's encoder sizes and random weights: DINOv2-B/14-reg + the 768-d, 6-layer
-    compressor to 2 x 1024 tokens (the real compute of labelling; the decoder is the tiny one, unused).
-    """
-    from lerobot.configs.types import FeatureType, PolicyFeature
-    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
-
-    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
-    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
-
-    torch.manual_seed(0)
-    backbone = root / "dinov2_base_random"
-    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(image_size=224)).save_pretrained(backbone)
-    preset = json.loads((Path(__file__).parents[1] / "configs" / "stamo_paper.json").read_text())["policy"]
-    encoder_keys = ("compressor_", "compression_", "context_dim", "num_tokens", "token_dim")
-    fields = {k: v for k, v in preset.items() if k.startswith(encoder_keys)}
-    cfg = StamoConfig(
-        **fields,
-        backbone=str(backbone),
-        decoder_path=write_tiny_pretrained(root / "pretrained", seed=0)["decoder_path"],
-        project_state=True,
-        image_size=224,
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={k: PolicyFeature(type=FeatureType.VISUAL, shape=(3, size, size)) for k in CAMERAS},
-        output_features={},
-    )
-    StamoPolicy(cfg).save_pretrained(root / "ckpt")
-    return root / "ckpt"
-
-
 def record(root: Path, episodes: int, size: int, seed: int = 0) -> Path:
-    from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
+    from lerobot_stamo.envs.recording import SimRecordConfig, record
 
     record(
         SimRecordConfig(
@@ -187,7 +135,10 @@ def main():
     if args.policy_path:
         ckpt = Path(args.policy_path)
     else:
-        ckpt = (base_checkpoint if args.encoder == "base" else tiny_checkpoint)(tmp, args.size)
+        if args.encoder == "base":
+            ckpt = paper_encoder_checkpoint(tmp, args.size)
+        else:
+            ckpt = tiny_stamo_checkpoint(tmp, image_hw=args.size).path
     if args.dtype or args.compile or args.device != "cpu":
         ckpt = with_settings(ckpt, tmp / "ckpt_settings", args)
     data1 = record(tmp / "x1", args.episodes, args.size)

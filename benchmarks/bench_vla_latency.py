@@ -58,14 +58,14 @@ from lerobot.utils.constants import (
 from torch import Tensor
 from tqdm import tqdm
 
+from lerobot_stamo.columns import VALID_KEY, motion_key, state_key
 from lerobot_stamo.policies.stamo_vla import StamoVLAConfig, StamoVLAPolicy
 from lerobot_stamo.policies.stamo_vla.processor_stamo_vla import StamoVLAByteTokenizerStep
-from lerobot_stamo.transforms.labelling import VALID_KEY, motion_key, state_key
+from lerobot_stamo.stand_ins import tiny_stamo_checkpoint, write_tiny_smolvlm
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 COMPACT_PRESET = REPO / "configs" / "stamo_vla_compact_sim.json"
-STAMO_TINY_PRESET = REPO / "configs" / "stamo_tiny.json"
 
 CAMERAS = (f"{OBS_IMAGES}.front", f"{OBS_IMAGES}.wrist")
 STATE_DIM = ACTION_DIM = 6
@@ -325,20 +325,6 @@ def compact_vs_act(device: torch.device, reps: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- 2. vlm
-def import_test_helpers() -> None:
-    """Makes the helpers of tests/policies importable (`write_tiny_smolvlm`, `record_square_dataset`)."""
-    if str(REPO / "tests" / "policies") not in sys.path:
-        sys.path.insert(0, str(REPO / "tests" / "policies"))
-
-
-def tiny_smolvlm_writer() -> Callable[..., Path]:
-    """`write_tiny_smolvlm` of the stamo_vla tests (tests/policies/stamo_vla_testing.py)."""
-    import_test_helpers()
-    from stamo_vla_testing import write_tiny_smolvlm
-
-    return write_tiny_smolvlm
-
-
 def write_smolvlm2_500m(path: Path, tokenizer_dir: Path) -> dict[str, Any]:
     """Writes a random model with the architecture of SmolVLM2-500M-Video-Instruct in the Hub folder layout.
 
@@ -464,27 +450,6 @@ def vlm_vs_smolvla(device: torch.device, vlm_dir: Path, dtype: str, reps: int, w
 
 
 # --------------------------------------------------------------------------------------------- 3. training
-def write_stamo_checkpoint(root: Path, image_hw: int) -> Path:
-    """A tiny random `stamo` checkpoint (configs/stamo_tiny.json sizes) for 2 cameras of `image_hw` pixels."""
-    from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
-    from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
-
-    fields = json.loads(STAMO_TINY_PRESET.read_text())["policy"]
-    fields = {k: v for k, v in fields.items() if k not in ("type", "backbone", "decoder_path", "push_to_hub")}
-    config = StamoConfig(
-        **fields,
-        **write_tiny_pretrained(root / "pretrained", seed=0),
-        device="cpu",
-        push_to_hub=False,
-        reconstruction_on_save=False,
-        input_features={k: PolicyFeature(FeatureType.VISUAL, (3, image_hw, image_hw)) for k in CAMERAS},
-        output_features={},
-    )
-    torch.manual_seed(0)
-    StamoPolicy(config).save_pretrained(root / "pretrained_model")
-    return root / "pretrained_model"
-
-
 def train_step(policy: StamoVLAPolicy, make_batch: Callable[[], dict[str, Tensor]]) -> Callable[[], None]:
     """One `lerobot-train` update: forward, backward, gradient clipping, AdamW (the policy's preset)."""
     preset = policy.config.get_optimizer_preset()
@@ -503,13 +468,11 @@ def train_step(policy: StamoVLAPolicy, make_batch: Callable[[], dict[str, Tensor
 
 def train_overhead(device: torch.device, reps: int, tmp: Path) -> dict[str, Any]:
     """3: train-step time with the world-model head (labelled / encoder targets) vs `none`."""
-    from lerobot_stamo.transforms.pseudo_action import StamoPseudoActionStep
-
-    import_test_helpers()
-    from stamo_testing import record_square_dataset
+    from lerobot_stamo.policies.stamo import StamoPseudoActionStep
+    from lerobot_stamo.stand_ins import record_square_dataset
 
     hw, b = 96, 8
-    checkpoint = write_stamo_checkpoint(tmp / "stamo", hw)
+    checkpoint = tiny_stamo_checkpoint(tmp / "stamo", image_hw=hw).path
     # With encoder targets the policy reads the stamo checkpoint only when given a dataset's metadata, as
     # `make_policy` does in `lerobot-train`: a tiny recorded dataset provides it (episode lengths, tasks).
     meta = record_square_dataset(tmp / "squares").meta
@@ -709,7 +672,7 @@ def environment(device: torch.device) -> dict[str, Any]:
 def vlm_comparisons(args: argparse.Namespace, device: torch.device, tmp: Path, notes: list[str]) -> dict:
     """2: the tiny test SmolVLM, then (unless skipped) the SmolVLM2-500M architecture with random weights."""
     out: dict[str, Any] = {}
-    tiny_dir = tiny_smolvlm_writer()(tmp / "tiny_smolvlm")
+    tiny_dir = write_tiny_smolvlm(tmp / "tiny_smolvlm")
     out["vlm_tiny"] = vlm_vs_smolvla(device, tiny_dir, args.dtype, args.reps, WARMUP_ROUNDS)
     print_ratio(
         "vlm tiny: stamo_vla / SmolVLA per chunk",

@@ -91,7 +91,7 @@ def quiet_dataset_writer() -> Iterator[None]:
 
 
 def install() -> None:
-    """Adds the torchcodec log filter to LeRobot's logger (idempotent; the plug-in's import calls it)."""
+    """Adds the torchcodec log filter to LeRobot's logger (idempotent; `errors.activate` calls it)."""
     lerobot_logger = logging.getLogger("lerobot.utils.import_utils")
     if not any(isinstance(f, _TorchcodecFallbackFilter) for f in lerobot_logger.filters):
         lerobot_logger.addFilter(_TorchcodecFallbackFilter())

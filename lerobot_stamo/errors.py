@@ -11,8 +11,8 @@ Two things hide a config's own message from the user:
 
 Two pieces fix both: `explain_config_errors` (a decorator on a policy config's `__post_init__`) re-raises
 the config's `ValueError` as a `ConfigArgumentError` while draccus decodes it, so the message passes through
-draccus into the `error: ...` line LeRobot prints; and `install()` (called once when the plug-in is imported)
-sets a `sys.excepthook` that, for an uncaught exception whose cause/context chain holds a `StamoError` (or a
+draccus into the `error: ...` line LeRobot prints; and `install()` (called by `lerobot_stamo.activation` in
+the runs that use the plug-in) sets a `sys.excepthook` that, for an uncaught exception whose cause/context chain holds a `StamoError` (or a
 config's `ValueError` wrapped by draccus), prints the usual traceback and then that message as the final
 line. Genuine bugs keep their plain traceback.
 
@@ -23,10 +23,13 @@ own loading (`lerobot-train --policy.path=...`, `--dataset.root=...`) the except
 line once such a generic error ends the program (`diagnose_inputs`).
 """
 
+import dataclasses
 import functools
 import json
+import math
 import os
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +51,13 @@ class ConfigArgumentError(StamoError):
 
 class StamoInputError(StamoError, OSError):
     """An input file or folder is missing, is not what it should be, or is damaged."""
+
+
+class MissingInputError(StamoError, KeyError):
+    """A batch or observation lacks a key the policy reads (a `KeyError` whose message prints as written)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _chain(exc: BaseException | None) -> Iterator[BaseException]:
@@ -99,6 +109,8 @@ def diagnose_inputs(argv: list[str]) -> StamoInputError | None:
     """
     flags = _flags(argv)
     try:
+        if "config_path" in flags:
+            check_config_file(flags["config_path"])
         for key, value in flags.items():
             if key == "policy.path" or key.endswith(("pretrained_path", "stamo_path")):
                 check_checkpoint(value, f"--{key}")
@@ -107,6 +119,28 @@ def diagnose_inputs(argv: list[str]) -> StamoInputError | None:
     except StamoInputError as err:
         return err
     return None
+
+
+def _missing_processors(exc: BaseException) -> StamoInputError | None:
+    """LeRobot's `ProcessorMigrationError` for a checkpoint of this plug-in without its processor files.
+
+    LeRobot suggests a migration script (meant for checkpoints older than its processors); a stamo or stamo_vla
+    checkpoint without `policy_preprocessor.json` was saved by `policy.save_pretrained` alone.
+    """
+    path = Path(str(getattr(exc, "model_path", "")))
+    try:
+        policy_type = json.loads((path / "config.json").read_text()).get("type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if policy_type not in ("stamo", "stamo_vla"):
+        return None
+    return StamoInputError(
+        f"{path} has no policy_preprocessor.json: the {policy_type} checkpoint was saved by "
+        "`policy.save_pretrained` alone (LeRobot's migration script does not apply). Save its processors too: "
+        "`pre, post = make_pre_post_processors(policy.config, dataset_stats=...)`, then "
+        f"`pre.save_pretrained('{path}')` and `post.save_pretrained('{path}')`, or use a checkpoint that "
+        "`lerobot-train` wrote (checkpoints/<step>/pretrained_model)."
+    )
 
 
 def explain(exc: BaseException, argv: list[str] | None = None) -> BaseException | None:
@@ -123,6 +157,11 @@ def explain(exc: BaseException, argv: list[str] | None = None) -> BaseException 
     for err in chain:
         if isinstance(err, StamoError):
             return err
+    for err in chain:
+        if type(err).__name__ == "ProcessorMigrationError":
+            found = _missing_processors(err)
+            if found is not None:
+                return found
     if any(isinstance(err, _input_error_types()) for err in chain):
         found = diagnose_inputs(sys.argv[1:] if argv is None else argv)
         if found is not None:
@@ -139,9 +178,26 @@ def explain(exc: BaseException, argv: list[str] | None = None) -> BaseException 
     return None
 
 
+def _close_progress_bars() -> None:
+    """Closes the tqdm bars still open (e.g. `lerobot-eval`'s episode bar when a policy raises).
+
+    Otherwise each one erases its line when the interpreter shuts down, after the traceback: the user's last
+    line is then a cursor-movement code, not the error.
+    """
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
+            pass
+
+
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None, previous=sys.__excepthook__
 ) -> None:
+    _close_progress_bars()
     previous(exc_type, exc, tb)
     err = explain(exc)
     if err is not None and err is not exc:
@@ -172,6 +228,7 @@ def explain_config_errors(post_init: Callable[[Any], None]) -> Callable[[Any], N
 
     @functools.wraps(post_init)
     def wrapper(self) -> None:
+        activate()  # a StaMo config is in use: its errors end in their message (see `lerobot_stamo.activation`)
         try:
             post_init(self)
         except ValueError as err:
@@ -182,8 +239,41 @@ def explain_config_errors(post_init: Callable[[Any], None]) -> Callable[[Any], N
     return wrapper
 
 
+def _is_float_type(tp: Any) -> bool:
+    """Whether a field type is float or holds floats (`float | None`, `tuple[float, float]`, `list[float]`)."""
+    if tp is float:
+        return True
+    return any(_is_float_type(arg) for arg in typing.get_args(tp) if arg is not Ellipsis)
+
+
+@functools.cache
+def float_fields(config_class: type) -> tuple[str, ...]:
+    """The fields of a config dataclass that hold floats (for `check_finite_fields`)."""
+    hints = typing.get_type_hints(config_class)
+    return tuple(f.name for f in dataclasses.fields(config_class) if _is_float_type(hints.get(f.name)))
+
+
+def check_finite_fields(config: Any) -> None:
+    """Refuses NaN and inf in every float field of a config dataclass (a NaN passes every `>=` check).
+
+    Raises:
+        ValueError: Naming the field, its value and the fix.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name in float_fields(type(config)):
+        value = getattr(config, name)
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            default = defaults.get(name, dataclasses.MISSING)
+            hint = "" if default in (dataclasses.MISSING, None) else f" (default: {default})"
+            raise ValueError(
+                f"`{name}` must be finite, got {value}: NaN or inf passes every range check and ruins training "
+                f"or acting. Pass a finite --policy.{name}{hint}."
+            )
+
+
 def install() -> None:
-    """Installs the excepthook (idempotent; called when the plug-in is imported)."""
+    """Installs the excepthook (idempotent; `activate` calls it)."""
     if getattr(sys.excepthook, "__name__", "") == "_stamo_excepthook":
         return
     previous = sys.excepthook
@@ -192,6 +282,15 @@ def install() -> None:
         _excepthook(exc_type, exc, tb, previous)
 
     sys.excepthook = _stamo_excepthook
+
+
+def activate() -> None:
+    """Switches on the plug-in's console behaviour: this excepthook and `console`'s log filter (idempotent;
+    `lerobot_stamo.activation` says when)."""
+    from lerobot_stamo import console
+
+    install()
+    console.install()
 
 
 def _offline() -> bool:
@@ -248,6 +347,26 @@ def check_safetensors_file(path: Path, flag: str) -> None:
         ) from err
 
 
+def check_config_file(path: str | Path, flag: str = "--config_path") -> None:
+    """Checks a draccus config file; a missing preset name points at the copy shipped with the plug-in.
+
+    Raises:
+        StamoInputError: For a missing file (naming the plug-in's preset of that name, if there is one).
+    """
+    file = Path(path).expanduser()
+    if file.is_file() or file.is_dir():
+        return
+    from lerobot_stamo.paths import PRESETS_DIR
+
+    shipped = PRESETS_DIR / file.name
+    hint = (
+        f" The plug-in ships this preset: pass {flag}={shipped}."
+        if shipped.is_file()
+        else f" The plug-in's presets are in {PRESETS_DIR}."
+    )
+    raise StamoInputError(f"{flag}={path}: no such file (looked in {Path.cwd()}).{hint}")
+
+
 def check_checkpoint(path: str | Path | None, flag: str = "--policy.path") -> None:
     """Checks a checkpoint folder (config.json + *.safetensors) before LeRobot or transformers load it.
 
@@ -289,6 +408,46 @@ def check_checkpoint(path: str | Path | None, flag: str = "--policy.path") -> No
     check_json_file(folder / "config.json", flag)
     for weights in sorted(folder.glob("*.safetensors")):
         check_safetensors_file(weights, flag)
+
+
+def check_resume(path: str | Path, argv: list[str] | None = None) -> None:
+    """Names the fix when `lerobot-train --resume=true --config_path=<file>` points outside any checkpoint.
+
+    LeRobot resumes from the folder of `--config_path` and loads the policy from there; with a preset (e.g.
+    configs/stamo_vla_compact_sim.json) that folder is the presets' folder, which only fails later as "not a
+    checkpoint folder". Does nothing unless the command line (`argv`, default `sys.argv[1:]`) resumes and
+    `path` (the checkpoint LeRobot is about to load) is the folder of `--config_path` and lacks config.json.
+
+    Raises:
+        StamoInputError: Naming --config_path, what --output_dir holds and the fix.
+    """
+    flags = _flags(sys.argv[1:] if argv is None else argv)
+    config_path = flags.get("config_path")
+    if flags.get("resume", "").lower() not in ("true", "1", "yes") or not config_path:
+        return
+    folder, config = Path(path).expanduser(), Path(config_path).expanduser()
+    if (folder / "config.json").is_file() or folder.resolve() != (
+        config.parent if config.is_file() else config
+    ).resolve():
+        return
+    output = flags.get("output_dir")
+    if (
+        output
+        and (
+            found := Path(output) / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+        ).is_file()
+    ):
+        where = f" --output_dir={output} holds a run: did you mean --config_path={found}?"
+    elif output:
+        where = f" --output_dir={output} holds no checkpoint (no checkpoints/last/pretrained_model), so there is no run to resume there."
+    else:
+        where = ""
+    raise StamoInputError(
+        f"--resume=true continues a training run from one of its checkpoints, but --config_path={config_path} is "
+        f"not inside a checkpoint (no config.json beside it: a preset or a copied train config).{where} Pass "
+        "--config_path=<run>/checkpoints/last/pretrained_model/train_config.json, or drop --resume=true to "
+        "start a new run."
+    )
 
 
 def check_dataset(repo_id: str | None, root: str | Path | None, flag: str = "--dataset") -> Path | None:

@@ -1,8 +1,21 @@
-"""Checks every command that writes runs before touching the disk: an output never overlaps an input."""
+"""Where commands write, and how: an output never overlaps an input (checked before touching the disk), and
+a file or folder appears whole or not at all (written under a temporary name beside it, then renamed)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+# The ready-made config files (presets), shipped inside the package: console scripts read their defaults from
+# here, so they run from any folder of a pip-installed plug-in (`configs/` in a clone links to this folder).
+PRESETS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def preset(name: str) -> Path:
+    """The path of the plug-in's preset `name` (e.g. "stamo_tiny.json"), wherever the package is installed."""
+    return PRESETS_DIR / name
 
 
 def resolved(path: str | Path) -> Path:
@@ -48,3 +61,45 @@ def check_output_path(
             f"Choose an {flag} outside {src} that does not contain it."
         )
     return out
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Calls `write(tmp)` for a temporary file beside `path`, then renames it to `path`.
+
+    A reader (or a run that is killed meanwhile) sees the whole new file, or the old one, never a part. The
+    temporary name keeps `path`'s suffix (matplotlib and safetensors choose the format by it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """`write_atomically` of a text file."""
+    return write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def replace_folder(finished: str | Path, target: str | Path) -> Path:
+    """Moves the complete folder `finished` to `target`, which appears whole or not at all.
+
+    An existing `target` (the caller has checked that it is its own to replace) is renamed aside first and
+    removed only once the new folder is in place.
+    """
+    finished, target = Path(finished), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.replace(finished, target)
+        return target
+    old = target.with_name(f".{target.name}.replaced{os.getpid()}")
+    if old.exists():
+        shutil.rmtree(old)  # left by this function in an interrupted run of this process id
+    os.replace(target, old)
+    os.replace(finished, target)
+    shutil.rmtree(old)
+    return target

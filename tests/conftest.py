@@ -10,7 +10,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import pytest  # noqa: E402
 from cli_helpers import SIM_IMAGE_HW  # noqa: E402
 
-from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record  # noqa: E402
+from lerobot_stamo.envs.recording import SimRecordConfig, record  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,6 +8,7 @@ from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from lerobot_stamo.activation import activate
 from lerobot_stamo.envs.so101_sim import CAMERA_NAMES, JOINT_NAMES, TASKS, check_image_size, check_task
 
 GYM_NAMESPACE = "lerobot_stamo"
@@ -40,6 +41,7 @@ class StamoSO101EnvConfig(EnvConfig):
     features_map: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        activate()  # the env is in use: user errors end in their fix (`lerobot_stamo.activation`)
         check_task(self.task)
         unknown = [c for c in self.cameras if c not in CAMERA_NAMES]
         if unknown or not self.cameras:
@@ -49,6 +51,14 @@ class StamoSO101EnvConfig(EnvConfig):
         if self.fps != 10:
             raise ValueError("stamo_so101 runs at --env.fps=10 (its control step is 0.1 s).")
         check_image_size(self.observation_height, self.observation_width, prefix="--env.")
+        if not 0 <= self.camera_jitter < float("inf"):  # NaN too
+            raise ValueError(
+                f"--env.camera_jitter must be a finite number >= 0 metres, got {self.camera_jitter}."
+            )
+        if self.episode_length is not None and self.episode_length < 1:
+            raise ValueError(
+                f"--env.episode_length must be >= 1 step (or unset for the task's own), got {self.episode_length}."
+            )
         self.features = {ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(len(JOINT_NAMES),))}
         self.features["agent_pos"] = PolicyFeature(type=FeatureType.STATE, shape=(len(JOINT_NAMES),))
         self.features_map = {ACTION: ACTION, "agent_pos": OBS_STATE}

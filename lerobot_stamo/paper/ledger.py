@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_stamo.errors import StamoInputError
+from lerobot_stamo.paths import replace_folder, write_text_atomically
+
+from .config import ARMS
 
 RUN_FILE = "run.json"
 COST_FILE = "cost.json"
@@ -43,20 +46,19 @@ def relative_to_cwd(text: str) -> str:
 
 
 def settings_differences(settings: dict[str, Any], other: dict[str, Any]) -> list[str]:
-    """`--flag=value (was: value)` for every setting that differs from `other`."""
+    """`--flag=value (was: value)` for every setting that differs from `other` (a setting either one lacks
+    included: a run with `--pretrained` never mixes with one without)."""
+    keys = [*settings, *(key for key in other if key not in settings)]
     return [
-        f"--{key}={value} (was: {other.get(key)})"
-        for key, value in settings.items()
-        if other.get(key) != value
+        f"--{key}={settings.get(key)} (was: {other.get(key)})"
+        for key in keys
+        if other.get(key) != settings.get(key)
     ]
 
 
 def write_json(path: Path, payload: Any) -> None:
     """Writes JSON to a temporary file, then renames it: a reader sees the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
 def _figure(result: dict[str, Any], stage: str) -> str | None:
@@ -134,16 +136,7 @@ def publish(
     write_json(tmp / RUN_FILE, {"task": task, "seed": seed, "settings": settings, "stages": list(stages),
                                  "complete": complete, "inputs": inputs or {},
                                  "published": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")})  # fmt: skip
-    if out.exists():  # a part published before: swapped out, then removed
-        old = ledger / f".{task}_s{seed}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
-    return out
+    return replace_folder(tmp, out)  # a part published before is removed once this one is in place
 
 
 def read_published(ledger: Path, settings: dict[str, Any]) -> dict[tuple[str, int], dict[str, dict]]:
@@ -195,3 +188,43 @@ def read_cost(ledger: Path) -> dict[str, Any] | None:
 def publish_cost(ledger: Path, cost: dict[str, Any]) -> None:
     if not (ledger / COST_FILE).is_file():
         write_json(ledger / COST_FILE, json.loads(relative_to_cwd(json.dumps(cost))))
+
+
+# ------------------------------------------------------------------ a pipeline published in part
+# Provenance the datasets carry (absolute paths, times): not part of what an arm trains on.
+PROVENANCE = ("meta/stamo_*.json",)
+
+
+def input_digests(r: dict[str, Any]) -> dict[str, str]:
+    """sha256 of what the policy arms train on, from the finished stages in `r`: the recorded episodes (ACT),
+    then the labelled and co-training datasets and the stamo's weights."""
+    out = {"robot": tree_digest(r["record"]["robot"]["root"], PROVENANCE)}
+    if "cotrain_data" in r:
+        out |= {
+            "robot_labelled": tree_digest(r["label"]["robot"]["root"], PROVENANCE),
+            "cotrain": tree_digest(r["cotrain_data"]["root"], PROVENANCE),
+            "stamo": tree_digest(Path(r["stamo"]["checkpoint"]) / "model.safetensors"),
+        }
+    return out
+
+
+def check_inputs(where: Path, published: dict[str, str], made: dict[str, str]) -> None:
+    """Refuses to add arms to a pipeline published in part when what they would train on differs from what its
+    published arms trained on."""
+    differ = [name for name, digest in made.items() if name in published and published[name] != digest]
+    if differ:
+        raise StamoInputError(
+            f"The {', '.join(differ)} made again here differ from those the stages published in {where} were "
+            "made from (another machine or library version can change them), so new arms cannot be added to "
+            f"them. Delete {where} to run that pipeline again from the start."
+        )
+
+
+def adoptable_arms(stages: dict[str, dict], cost_known: bool) -> list[str]:
+    """The arms of a pipeline published in part that need not run again: trained and evaluated (`none` and
+    `state` only once the cost, which times their checkpoints, is published)."""
+    return [
+        arm
+        for arm in ARMS
+        if {f"train_{arm}", f"eval_{arm}"} <= set(stages) and (cost_known or arm not in ("none", "state"))
+    ]

@@ -15,8 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from lerobot_stamo.paths import write_atomically, write_text_atomically
+
+from .config import ARMS, FULL_SEEDS, FULL_TASKS, REUSED_ARMS
 from .ledger import relative_to_cwd, write_json
-from .pipeline import ARMS, FULL_SEEDS, FULL_TASKS, PIPELINE_STAGES, REUSED_ARMS
+from .pipeline import PIPELINE_STAGES
 
 # From /work/shared/reference/stamo-method.md (LIBERO unless said otherwise).
 PAPER = {
@@ -244,15 +247,11 @@ def plot_success(summary: dict[str, Any], path: Path) -> None:
 
 
 def _savefig(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    write_atomically(path, fig.savefig)
 
 
 def _copy(src: str | Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    write_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def _scope(cfg: dict[str, Any], pipelines: dict[str, list[int]]) -> str:
@@ -303,11 +302,7 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{cfg['image_size']} px; tiny `stamo` {cfg['stamo_steps']} steps; policies {cfg['policy_steps']} steps "
         f"of batch {cfg['batch_size']}; {cfg['eval_episodes']} evaluation episodes per policy and seed (env seeds "
         f"from {payload['eval_seed']}). The paper trains a 2 B-parameter decoder and 7 B VLAs on LIBERO; here "
-        "everything is tiny and CPU-trained, so compare trends, not absolute numbers. In particular no pretrained "
-        "weights can be downloaded here: the `stamo`'s tiny DINOv2 and DiT start from random weights and train "
-        "with its compressor on the training episodes, over a tiny VAE fitted for "
-        f"{cfg['fit_vae_steps']} steps on synthetic frames; the paper's DINOv2-B and SD3 are pretrained (and "
-        "DINOv2 frozen).",
+        "everything is tiny and CPU-trained, so compare trends, not absolute numbers. " + _encoder_line(cfg),
         "",
         "## 1. Reconstruction (held-out episodes)",
         "",
@@ -327,8 +322,9 @@ def markdown(payload: dict[str, Any]) -> str:
               "states; below, the same motion added to episode 1's first frame.", "", "![interpolation](interpolation.png)", "",
               "## 3. Linear probe (paper Fig. 4): held-out MSE of the action chunk", "",
               "Relative joint actions, standardised on the training episodes (predicting the mean scores ~1). "
-              f"Paper: {PAPER['probe']}. Here 'Delta backbone features' come from that tiny DINOv2, trained from "
-              "scratch with the autoencoder, not from a pretrained one.", ""]  # fmt: skip
+              f"Paper: {PAPER['probe']}. Here 'Delta backbone features' come from "
+              + ("the frozen ImageNet EfficientNet-Lite0 (pretrained, as the paper's frozen DINOv2)." if cfg.get("pretrained")
+                 else "that tiny DINOv2, trained from scratch with the autoencoder, not from a pretrained one."), ""]  # fmt: skip
     for task, s in summary.items():
         ks = s["horizons"]
         lines += [f"**{task}**", "", "| representation | " + " | ".join(f"k={k}" for k in ks) + " |",
@@ -402,9 +398,32 @@ def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
             f"| labelling throughput (frames/s, both cameras) | {cost['label_frames_per_s']:.0f} | |", ""]  # fmt: skip
 
 
+def _encoder_line(cfg: dict[str, Any]) -> str:
+    """What the encoders started from: the tiny preset's random parts, or (`--pretrained`) ImageNet weights."""
+    vae = f"a tiny VAE fitted for {cfg['fit_vae_steps']} steps on synthetic frames"
+    share = (
+        f" The co-training dataset repeats its robot episodes for about {cfg['real_share']:.0%} of its frames with "
+        "a real action (`--real_share`)."
+        if cfg.get("real_share") is not None
+        else ""
+    )
+    if cfg.get("pretrained"):
+        return (
+            "The `stamo` encoder reads a frozen EfficientNet-Lite0 with ImageNet weights (`configs/stamo_cpu.json`, "
+            f"`--pretrained`: the only pretrained vision weights available offline), its tiny DiT over {vae} trains "
+            "with the compressor; the `stamo_vla` arms see the frames through the same frozen ImageNet trunk. The "
+            "paper's DINOv2-B and SD3 are pretrained (and DINOv2 frozen)." + share
+        )
+    return (
+        "In particular no pretrained weights can be downloaded here: the `stamo`'s tiny DINOv2 and DiT start from "
+        f"random weights and train with its compressor on the training episodes, over {vae}; the paper's DINOv2-B "
+        "and SD3 are pretrained (and DINOv2 frozen)." + share
+    )
+
+
 def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dict[str, Path]:
     """Writes report.md, probe_mse.png, success.png, reconstructions.png, interpolation.png and results.json."""
-    from .pipeline import EVAL_SEED
+    from .config import EVAL_SEED
 
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -449,8 +468,6 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
     plot_success(summary, written["success"])
     _copy(first["reconstruction"]["png"], written["reconstructions"])
     _copy(next(f for f in first["interpolation"]["files"] if f.endswith(".png")), written["interpolation"])
-    tmp = written["report"].with_name(".report.md.tmp")
-    tmp.write_text(markdown(payload))
-    os.replace(tmp, written["report"])
+    write_text_atomically(written["report"], markdown(payload))
     write_json(written["results"], payload)  # last: its presence means the report is complete
     return written

@@ -1,14 +1,17 @@
-"""What every policy of this plug-in does the same way when loading a checkpoint."""
+"""What every policy of this plug-in does the same way when loading, saving and publishing a checkpoint."""
 
 import contextlib
+import functools
 import io
 import sys
+import weakref
 from pathlib import Path
+from typing import Any
 
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pretrained import PreTrainedPolicy
 
-from lerobot_stamo.errors import check_checkpoint
+from lerobot_stamo.errors import check_checkpoint, check_resume
 
 LEROBOT_LOAD_LINE = "Loading weights from local directory\n"
 
@@ -31,6 +34,7 @@ class StrictLoadingMixin:
             TypeError: If the checkpoint belongs to another policy type.
             StamoInputError: If a local checkpoint folder is missing or its files are damaged.
         """
+        check_resume(pretrained_name_or_path)  # `lerobot-train --resume=true` with a preset as --config_path
         check_checkpoint(pretrained_name_or_path, "checkpoint")
         if config is None:
             hub_kwargs = {
@@ -74,6 +78,69 @@ class StrictLoadingMixin:
         return model
 
 
+# The policies being pushed, by `id` of their config: LeRobot's free `generate_model_card(config)` renders theirs.
+_PUSHED: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+
+
+def _is_main_process() -> bool:
+    """Rank 0, or the only process (LeRobot after 0.6.1 saves on every rank of a multi-process run)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class HubCompatMixin:
+    """Saving and publishing that work alike under LeRobot 0.6.1 and the LeRobot after it.
+
+    - `_save_pretrained` takes and passes on whatever LeRobot's own takes (0.6.1: `(save_directory,
+      state_dict=None)`, a state dict gathered by an FSDP caller; after 0.6.1: `(save_directory)`, which
+      gathers it itself), then writes the policy's `save_extras` files on the main process.
+    - After 0.6.1, `lerobot-train` publishes with `publish_trained_model`: the model commit is `push_to_hub`
+      (every file `_save_pretrained` wrote, extras included) and the card is rendered by LeRobot's free
+      `generate_model_card(config, cfg, dataset_meta)`, which knows no plug-in. `push_to_hub` makes that
+      function render this policy's own `generate_model_card` for its config.
+
+    Put it before `PreTrainedPolicy`: `class P(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy)`.
+    """
+
+    def _save_pretrained(self, save_directory: Path, *args: Any, **kwargs: Any) -> None:
+        super()._save_pretrained(save_directory, *args, **kwargs)
+        if _is_main_process():
+            self.save_extras(Path(save_directory))
+
+    def save_extras(self, save_directory: Path) -> None:
+        """Files written beside the config and weights of every save (none by default)."""
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any):
+        """LeRobot's `push_to_hub` (one commit of what `save_pretrained` writes); see the class docstring."""
+        _PUSHED[id(self.config)] = self
+        _install_card_hook()
+        return super().push_to_hub(repo_id, **kwargs)
+
+
+def _install_card_hook() -> None:
+    """Makes LeRobot's free `generate_model_card`, where it has one, render the card of a policy being pushed."""
+    try:
+        from lerobot.common import train_utils
+    except ImportError:
+        return
+    lerobot_card = getattr(train_utils, "generate_model_card", None)
+    if lerobot_card is None or getattr(lerobot_card, "renders_stamo_cards", False):
+        return
+
+    @functools.wraps(lerobot_card)
+    def generate_model_card(model_cfg, cfg=None, dataset_meta=None, *args, **kwargs):
+        policy = _PUSHED.get(id(model_cfg))
+        if policy is None or policy.config is not model_cfg:
+            return lerobot_card(model_cfg, cfg, dataset_meta, *args, **kwargs)
+        repo = cfg.dataset.repo_id if cfg is not None else None
+        c = model_cfg
+        return policy.generate_model_card(repo, c.type, c.license, c.tags, cfg=cfg, dataset_meta=dataset_meta)
+
+    generate_model_card.renders_stamo_cards = True
+    train_utils.generate_model_card = generate_model_card
+
+
 def render_model_card(
     template_package: str,
     config: PreTrainedConfig,
@@ -88,13 +155,17 @@ def render_model_card(
 ):
     """A Hub model card from the `model_card.md` template of a policy package.
 
-    LeRobot's card context (training details, dataset) is built by its own `_build_card_context`; the policy
+    LeRobot's card context (training details, dataset) is built by its own `build_card_context`; the policy
     adds its fields as keyword arguments. No Hub request is made (LeRobot's card validation is one).
     """
     from importlib.resources import files
 
     from huggingface_hub import ModelCard, ModelCardData
-    from lerobot.policies.pretrained import _build_card_context
+
+    try:  # LeRobot after 0.6.1
+        from lerobot.common.train_utils import build_card_context
+    except ImportError:  # LeRobot 0.6.1
+        from lerobot.policies.pretrained import _build_card_context as build_card_context
 
     card_data = ModelCardData(
         license=license or "apache-2.0",
@@ -104,7 +175,10 @@ def render_model_card(
         model_name=model_type,
         datasets=dataset_repo_id,
     )
-    base = _build_card_context(cfg, dataset_meta, config.input_features, config.output_features)
+    from lerobot_stamo.cards import DOCS_URL, PROJECT_URL
+
+    base = build_card_context(cfg, dataset_meta, config.input_features, config.output_features)
+    base |= {"project_url": PROJECT_URL, "docs_url": DOCS_URL}  # the template links back to the docs
     template = files(template_package).joinpath("model_card.md").read_text(encoding="utf-8")
     return ModelCard.from_template(
         card_data, template_str=template, **(base | {"dataset_repo_id": dataset_repo_id} | context)

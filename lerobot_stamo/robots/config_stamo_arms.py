@@ -92,6 +92,13 @@ class StamoArmConfig:
             self.max_relative_target = float(limit)
         elif isinstance(limit, dict):
             self.max_relative_target = {k: float(v) for k, v in limit.items()}
+        limits = self.max_relative_target
+        values = list(limits.values()) if isinstance(limits, dict) else [] if limits is None else [limits]
+        if not all(0 < v < float("inf") for v in values):  # NaN too
+            raise ValueError(
+                f"{robot_type}: --robot.max_relative_target must be finite and > 0 (the largest step per joint and "
+                f"control step), got {limits}. Pass e.g. --robot.max_relative_target=10, or null for no limit."
+            )
         for name in ("max_nonfinite_actions", "max_failed_reads", "camera_timeout_ms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{robot_type}: --robot.{name} must be >= 1, got {getattr(self, name)}.")

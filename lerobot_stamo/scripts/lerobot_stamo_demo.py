@@ -15,7 +15,7 @@
    compact `stamo_vla` with its world-model head on the StaMo state s(t+k) (LeRobot's `lerobot-train
    --config_path=configs/stamo_vla_compact_sim.json`, targets from the labels, frames resized to
    `vla_image_size`), evaluate it on the simulated arm with `lerobot-eval --env.type=stamo_so101` and
-   print its success rate (a smoke run: the 50-episode benchmark is benchmarks/results/vla_success.md),
+   print its success rate (a smoke run: the 50-episode measurement is docs/results/report.md),
    write a GIF of the first evaluated episode and a PNG of the policy's predicted futures (decoded by the
    tiny stamo) next to the frames that actually followed.
 
@@ -29,19 +29,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import draccus
 
+from lerobot_stamo import loop
 from lerobot_stamo.console import quiet_video_encoder, video_backend
+from lerobot_stamo.envs.recording import SimRecordConfig, check_root, record
 from lerobot_stamo.envs.so101_sim import check_image_size
 from lerobot_stamo.errors import StamoInputError
-from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, check_root, record
+from lerobot_stamo.paths import PRESETS_DIR, preset
 from lerobot_stamo.visualization import contact_sheet, video_to_gif
 
 logger = logging.getLogger(__name__)
@@ -78,9 +77,9 @@ class DemoConfig:
     # The tiny stamo: VAE fitting steps for its pretrained parts, then lerobot-train steps (0 skips both).
     fit_vae_steps: int = 1500
     train_steps: int = 2000
-    tiny_config: Path = Path("configs/stamo_tiny.json")
+    tiny_config: Path = preset("stamo_tiny.json")  # the plug-in's own copy: runs from any folder
     # stamo_vla on the labelled robot dataset (0 training steps skips labelling, training and evaluation).
-    vla_config: Path = Path("configs/stamo_vla_compact_sim.json")
+    vla_config: Path = preset("stamo_vla_compact_sim.json")
     vla_horizon: int = 5  # k: the world-model head predicts the StaMo state s(t+k)
     vla_train_steps: int = 300
     vla_image_size: int = 96  # frames are resized to this (cheap on a CPU)
@@ -112,7 +111,8 @@ class DemoConfig:
         ):
             if needed and not Path(path).is_file():
                 raise StamoInputError(
-                    f"{flag}={path} not found: run the demo from the repository root or pass {flag}."
+                    f"{flag}={path} not found. Pass an existing config file, or leave {flag} out to use the "
+                    f"plug-in's preset in {PRESETS_DIR}."
                 )
 
     def record_configs(self) -> tuple[SimRecordConfig, SimRecordConfig]:
@@ -141,6 +141,11 @@ class DemoConfig:
         return robot, video
 
 
+def _data(repo_id: str, root: Path) -> loop.Data:
+    """A recorded dataset, read with the video backend chosen once for the whole demo."""
+    return loop.Data(repo_id, root, (f"--dataset.video_backend={video_backend()}",))
+
+
 def check_output_dir(cfg: DemoConfig) -> Path:
     """Refuse an ``--output_dir`` that holds anything the demo did not write (re-runs replace its outputs).
 
@@ -163,45 +168,12 @@ def check_output_dir(cfg: DemoConfig) -> Path:
     return out
 
 
-def _run(cmd: list[str]) -> None:
-    """Run a console script of this environment, with the demo's output streaming to the terminal.
-
-    It inherits the demo's environment: the video backend chosen once (``console.video_backend()``) and
-    the encoder's log level.
-    """
-    exe = Path(sys.executable).parent / cmd[0]
-    logger.info("$ %s", " ".join(cmd))
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    subprocess.run([str(exe), *cmd[1:]], check=True, env=env)
-
-
 def label_and_probe(cfg: DemoConfig, checkpoint: Path, robot: tuple[str, Path], video: tuple[str, Path]):
     """Pseudo-action labels for the video dataset, then the linear probe on the robot dataset."""
     out = Path(cfg.output_dir)
     labelled = out / "data" / "so101_pickplace_video_stamo"
-    _run(
-        [
-            "lerobot-stamo-label",
-            f"--policy.path={checkpoint}",
-            f"--dataset.repo_id={video[0]}",
-            f"--dataset.root={video[1]}",
-            f"--dataset.video_backend={video_backend()}",
-            "--horizon=1",
-            f"--output_dir={labelled}",
-            "--overwrite=true",
-        ]
-    )
-    _run(
-        [
-            "lerobot-stamo-probe",
-            f"--policy.path={checkpoint}",
-            f"--dataset.repo_id={robot[0]}",
-            f"--dataset.root={robot[1]}",
-            f"--dataset.video_backend={video_backend()}",
-            f"--output_dir={out / 'probe'}",
-            "--action_mode=relative",  # the simulated arm's actions are absolute joint targets
-        ]
-    )
+    loop.run(loop.label(checkpoint, _data(*video), horizon=1, output_dir=labelled))
+    loop.run(loop.probe(checkpoint, _data(*robot), out / "probe"))
     return {"labelled_video_dataset": labelled, "probe": out / "probe" / "probe.md"}
 
 
@@ -209,8 +181,11 @@ def train_tiny_stamo(cfg: DemoConfig, repo_id: str, root: Path) -> dict[str, Pat
     """Tiny pretrained parts -> `lerobot-train --policy.type=stamo` -> `lerobot-stamo-interpolate`."""
     import torch
 
+    from lerobot_stamo.policies.stamo.modeling_stamo import warn_train_backbone
     from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
 
+    if json.loads(Path(cfg.tiny_config).read_text())["policy"].get("train_backbone"):
+        warn_train_backbone()  # here, once: the commands below inherit that it was said
     torch.set_num_threads(1)  # tiny convolutions: as fast on one thread, and immune to a busy second core
 
     out = Path(cfg.output_dir)
@@ -220,39 +195,15 @@ def train_tiny_stamo(cfg: DemoConfig, repo_id: str, root: Path) -> dict[str, Pat
     train_dir = out / "train_stamo_tiny"
     if train_dir.exists():
         shutil.rmtree(train_dir)
-    save_freq = max(1, cfg.train_steps // 2)
-    _run(
-        [
-            "lerobot-train",
-            f"--config_path={cfg.tiny_config}",
-            f"--policy.backbone={parts['backbone']}",
-            f"--policy.decoder_path={parts['decoder_path']}",
-            "--policy.device=cpu",
-            f"--dataset.repo_id={repo_id}",
-            f"--dataset.root={root}",
-            f"--dataset.video_backend={video_backend()}",
-            f"--steps={cfg.train_steps}",
-            f"--save_freq={save_freq}",
-            f"--log_freq={max(1, min(100, cfg.train_steps // 10))}",
-            "--wandb.enable=false",
-            f"--output_dir={train_dir}",
-        ]
+    steps = cfg.train_steps
+    data = _data(repo_id, root)
+    save_freq = max(1, steps // 2)
+    loop.run(
+        loop.train_stamo(cfg.tiny_config, parts, data, steps, save_freq, extra=[f"--output_dir={train_dir}"])
     )
     checkpoint = train_dir / "checkpoints" / "last" / "pretrained_model"
     interp_dir = out / "interpolation"
-    _run(
-        [
-            "lerobot-stamo-interpolate",
-            f"--policy.path={checkpoint}",
-            f"--dataset.repo_id={repo_id}",
-            f"--dataset.root={root}",
-            f"--dataset.video_backend={video_backend()}",
-            "--dataset.episode=0",
-            "--dataset.transfer_episode=1",
-            "--steps=6",
-            f"--output_dir={interp_dir}",
-        ]
-    )
+    loop.run(loop.interpolate(checkpoint, data, interp_dir))
     return {
         "stamo_checkpoint": checkpoint,
         "reconstructions": checkpoint / "reconstructions.png",
@@ -271,74 +222,37 @@ def train_and_eval_stamo_vla(
     out = Path(cfg.output_dir)
     labelled = out / "data" / "so101_pickcube_stamo"
     labelled_repo_id = f"{repo_id}_stamo"
-    _run(
-        [
-            "lerobot-stamo-label",
-            f"--policy.path={checkpoint}",
-            f"--dataset.repo_id={repo_id}",
-            f"--dataset.root={root}",
-            f"--dataset.video_backend={video_backend()}",
-            f"--horizon={cfg.vla_horizon}",
-            f"--repo_id={labelled_repo_id}",
-            f"--output_dir={labelled}",
-            "--overwrite=true",
-        ]
+    loop.run(
+        loop.label(checkpoint, _data(repo_id, root), cfg.vla_horizon, labelled, repo_id=labelled_repo_id)
     )
 
     train_dir = out / "train_stamo_vla"
     if train_dir.exists():
         shutil.rmtree(train_dir)
     steps = cfg.vla_train_steps
-    _run(
-        [
-            "lerobot-train",
-            f"--config_path={cfg.vla_config}",
-            "--policy.world_model_target=state",
-            "--policy.world_model_targets_from=labels",
-            f"--policy.future_horizon={cfg.vla_horizon}",
-            # Only decodes predicted futures into images (the targets are the labelled columns).
-            f"--policy.stamo_path={Path(checkpoint).resolve()}",
-            f"--policy.resize_images=[{cfg.vla_image_size},{cfg.vla_image_size}]",
-            "--policy.device=cpu",
-            f"--dataset.repo_id={labelled_repo_id}",
-            f"--dataset.root={labelled}",
-            f"--dataset.video_backend={video_backend()}",
-            f"--steps={steps}",
-            f"--save_freq={steps}",
-            f"--log_freq={max(1, min(50, steps // 10))}",
-            f"--seed={cfg.seed}",
-            "--wandb.enable=false",
-            f"--output_dir={train_dir}",
-        ]
-    )
+    size = cfg.vla_image_size
+    loop.run(
+        loop.train_stamo_vla(
+            cfg.vla_config, _data(labelled_repo_id, labelled), steps, steps, "state", cfg.vla_horizon,
+            stamo_path=checkpoint,  # only decodes predicted futures (the targets are the labelled columns)
+            extra=[f"--policy.resize_images=[{size},{size}]", f"--seed={cfg.seed}", f"--output_dir={train_dir}"],
+        )
+    )  # fmt: skip
     vla_checkpoint = train_dir / "checkpoints" / "last" / "pretrained_model"
 
     eval_dir = out / "eval_stamo_vla"
     if eval_dir.exists():
         shutil.rmtree(eval_dir)
-    _run(
-        [
-            "lerobot-eval",
-            f"--policy.path={vla_checkpoint}",
-            "--env.type=stamo_so101",
-            "--env.task=PickCube",
-            f"--env.observation_height={cfg.observation_height}",
-            f"--env.observation_width={cfg.observation_width}",
-            f"--eval.n_episodes={cfg.vla_eval_episodes}",
-            "--eval.batch_size=1",
-            "--eval.use_async_envs=false",
-            "--policy.device=cpu",
-            f"--output_dir={eval_dir}",
-        ]
-    )
+    height, width = cfg.observation_height, cfg.observation_width
+    loop.run(loop.evaluate(vla_checkpoint, "PickCube", height, width, cfg.vla_eval_episodes, eval_dir))
     info = json.loads((eval_dir / "eval_info.json").read_text())
-    successes = [bool(s) for task in info["per_task"] for s in task["metrics"]["successes"]]
+    successes = loop.eval_successes(eval_dir)
     n, n_success = len(successes), sum(successes)
     episodes = f"{n} episode" + ("s" if n != 1 else "")
     success = (
         f"stamo_vla success on PickCube: {n_success}/{n} ({100 * n_success / max(n, 1):.0f}%) over {episodes}. "
-        f"A smoke run ({steps} CPU training steps), not a measurement: the 50-episode benchmark is "
-        "benchmarks/results/vla_success.md."
+        f"A smoke run ({steps} CPU training steps), not a measurement: the 50-episode measurement is in "
+        "docs/results/report.md."
     )
     videos = [p for task in info["per_task"] for p in task["metrics"].get("video_paths", [])]
     if not videos:

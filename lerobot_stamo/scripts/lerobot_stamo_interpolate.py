@@ -74,6 +74,12 @@ class InterpolateConfig:
             cli_overrides = parser.get_cli_overrides("policy") or []
             self.policy = PreTrainedConfig.from_pretrained(policy_path, cli_overrides=cli_overrides)
             self.policy.pretrained_path = Path(policy_path)
+            if self.policy.type != "stamo":
+                raise ValueError(
+                    f"--policy.path={policy_path} is a {self.policy.type!r} checkpoint, not a 'stamo' one: "
+                    "interpolation encodes and decodes StaMo states. Pass a stamo checkpoint (for a stamo_vla "
+                    "policy, the one its `stamo_path` names)."
+                )
         if self.policy is None or self.policy.pretrained_path is None:
             raise ValueError("Pass a trained stamo checkpoint with `--policy.path=<dir or Hub id>`.")
         if self.images is None and self.dataset.repo_id is None:
@@ -140,10 +146,10 @@ def dataset_frames(
 
 def interpolate(cfg: InterpolateConfig) -> dict[str, Path]:
     """Runs the interpolation described by `cfg` and returns the written files."""
-    from lerobot_stamo.policies.stamo.modeling_stamo import StamoPolicy
+    from lerobot_stamo.policies.stamo import open_frozen_stamo
     from lerobot_stamo.policies.stamo.visualize import interpolation_frames, load_png, write_strip_and_gif
 
-    policy = StamoPolicy.from_pretrained(cfg.policy.pretrained_path, config=cfg.policy).for_inference()
+    policy = open_frozen_stamo(cfg.policy.pretrained_path, config=cfg.policy)
     if cfg.images is not None:
         a, b = (load_png(p) for p in cfg.images)
         c = load_png(cfg.transfer) if cfg.transfer else None

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_stamo.paper import PaperConfig, run_paper, write_report
-from lerobot_stamo.paper.pipeline import FULL_SEEDS, FULL_TASKS, Scale
+from lerobot_stamo.paper.config import FULL_SEEDS, FULL_TASKS, Scale
+from lerobot_stamo.paths import PRESETS_DIR
 
 
 def _ints(text: str) -> list[int]:
@@ -55,7 +56,9 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
         default=None,
         help="where the report goes (docs/results; --quick: <work_dir>/results, never over the full report)",
     )
-    parser.add_argument("--configs_dir", type=Path, default=Path("configs"))
+    parser.add_argument(
+        "--configs_dir", type=Path, default=PRESETS_DIR, help="the presets (default: the plug-in's own)"
+    )
     parser.add_argument(
         "--report_only",
         action="store_true",
@@ -66,6 +69,18 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
     parser.add_argument("--jobs", type=int, default=2, help="parallel trainings/evaluations")
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--probe_horizons", type=_ints, default=[1, 2, 4, 8])
+    parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="stamo from configs/stamo_cpu.json (frozen ImageNet EfficientNet-Lite0), stamo_vla arms with "
+        "--policy.vision=efficientnet_lite0",
+    )
+    parser.add_argument(
+        "--real_share",
+        type=float,
+        default=None,
+        help="share of the co-training frames with a real action (e.g. 0.5: robot episodes repeated to half)",
+    )
     for f in fields(Scale):
         parser.add_argument(f"--{f.name}", type=int, default=None, help="override the preset")
     args = vars(parser.parse_args(argv))

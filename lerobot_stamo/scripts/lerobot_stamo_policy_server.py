@@ -11,7 +11,10 @@ registers `stamo_vla`), adds the type to that list, then runs LeRobot's own `ser
         --pretrained_name_or_path=<checkpoint> --robot.type=so101_follower ... --actions_per_chunk=10
 """
 
+import sys
+
 import lerobot_stamo  # noqa: F401  (registers the plug-in's policies and processor steps)
+from lerobot_stamo.errors import StamoInputError, _flags
 
 SERVED_TYPES = ("stamo_vla",)
 
@@ -26,7 +29,22 @@ def enable_plugin_policies() -> list[str]:
     return constants.SUPPORTED_POLICIES
 
 
+def check_arguments(argv: list[str]) -> None:
+    """Refuses what LeRobot's server config turns into a bare `ZeroDivisionError` (`environment_dt = 1 / fps`).
+
+    Raises:
+        StamoInputError: For an `--fps` that is not a positive integer.
+    """
+    fps = _flags(argv).get("fps")
+    if fps is not None and (not fps.lstrip("-").isdigit() or int(fps) < 1):
+        raise StamoInputError(
+            f"--fps={fps} must be an integer >= 1: the control rate (frames per second) of the robot the client "
+            "drives, e.g. --fps=30."
+        )
+
+
 def main() -> None:
+    check_arguments(sys.argv[1:])
     enable_plugin_policies()
     from lerobot.async_inference.policy_server import serve
 

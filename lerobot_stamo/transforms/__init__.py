@@ -1,21 +1,20 @@
-"""Latent-motion tools built on the `stamo` encoder: offline labelling, the in-batch processor step, probes.
+"""Latent-motion tools built on the `stamo` encoder: offline labelling, co-training mixes, the probe.
 
-Importing this package registers the processor step `stamo_pseudo_action`.
+(The in-batch `stamo_pseudo_action` processor step lives with the `stamo` policy: `policies/stamo/processor_stamo.py`.)
 """
 
-from .labelling import (
+from lerobot_stamo.columns import (
     LABELS_FILE,
     MOTION_PREFIX,
     STATE_PREFIX,
     VALID_KEY,
-    LabelConfig,
-    label_dataset,
     load_labels,
-    motion_from_states,
     motion_key,
     stamo_columns,
     state_key,
 )
+
+from .labelling import LabelConfig, label_dataset, motion_from_states
 
 __all__ = [
     "LABELS_FILE",
@@ -30,7 +29,3 @@ __all__ = [
     "stamo_columns",
     "state_key",
 ]
-
-from .pseudo_action import StamoPseudoActionStep  # noqa: E402  (registers "stamo_pseudo_action")
-
-__all__ += ["StamoPseudoActionStep"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,12 +33,13 @@ import numpy as np
 from lerobot.utils.constants import DEFAULT_FEATURES
 from tqdm import tqdm
 
+from lerobot_stamo.columns import ACTION_VALID_KEY, LABELS_FILE, MOTION_PREFIX, VALID_KEY, load_labels
+from lerobot_stamo.paths import replace_folder
+
 from ..console import quiet_dataset_writer
-from .labelling import LABELS_FILE, MOTION_PREFIX, VALID_KEY, load_labels
 
 logger = logging.getLogger(__name__)
 
-ACTION_VALID_KEY = "observation.action_valid"
 COTRAIN_FILE = "meta/stamo_cotrain.json"
 _ROBOT_KEYS = ("action", "observation.state")
 
@@ -385,11 +385,9 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
         }
         (dataset.root / COTRAIN_FILE).write_text(json.dumps(record, indent=2))
 
-        output.parent.mkdir(parents=True, exist_ok=True)
         if output.exists():
             logger.info(f"Replacing the co-training dataset at {output}.")
-            os.replace(output, work / "replaced")
-        os.replace(dataset.root, output)
+        replace_folder(dataset.root, output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     times = f" written {cfg.real_repeat} times" if cfg.real_repeat > 1 else ""
@@ -400,7 +398,11 @@ def build_cotrain_dataset(cfg: CotrainConfig) -> Path:
     )
     if cfg.push_to_hub:
         logger.info(f"Pushing {output} to the Hub as dataset {repo_id!r} (private={cfg.private}).")
-        LeRobotDataset(repo_id, root=output).push_to_hub(private=cfg.private)
+        from lerobot_stamo.cards import dataset_card_kwargs
+
+        LeRobotDataset(repo_id, root=output).push_to_hub(
+            private=cfg.private, **dataset_card_kwargs("cotrain")
+        )
     return output
 
 

@@ -2,17 +2,8 @@
 
 For every chosen camera ``observation.images.<cam>`` the labeller encodes each frame once with a frozen
 `stamo` policy (``StamoPolicy.encode``: the one place that turns frames into states) and writes a new
-LeRobotDataset with three more columns:
-
-- ``observation.stamo_state.<cam>``: the state s_t, float32 (num_tokens, token_dim);
-- ``observation.stamo_motion.<cam>``: the latent motion m_t = s_{t+k} - s_t (zeros where undefined);
-- ``observation.stamo_motion_valid``: bool, false for the last k frames of each episode.
-
-Names start with ``observation.`` because LeRobot's batch-to-transition conversion drops other columns.
-``<cam>`` is ``column_suffix(camera)``: the camera's short name (``front``) unless it holds a substring
-LeRobot treats specially (``image``...), which is rewritten (``observation.images.wrist_image`` ->
-``wrist_img--<hash>``). Every consumer names the columns with ``state_key`` / ``motion_key``, and
-``meta/stamo_labels.json`` records the camera -> column mapping.
+LeRobotDataset with the StaMo columns of `lerobot_stamo.columns` (the state s_t of each camera, the latent
+motion m_t = s_{t+k} - s_t, and the mask of frames where m_t is defined) and `meta/stamo_labels.json`.
 
 Crash safety: states are written per episode (one safetensors shard, written to a temporary name and
 renamed) into a work folder next to the output, ``.<name>.stamo-work/``. A re-run with the same arguments
@@ -24,7 +15,7 @@ processes (episode ``e`` goes to rank ``e % world_size``) and the main process m
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import logging
 import os
@@ -34,24 +25,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from lerobot.utils.constants import HF_LEROBOT_HOME, OBS_IMAGES, OBS_STR
-from safetensors.torch import load_file, save_file
+from lerobot.utils.constants import HF_LEROBOT_HOME, OBS_IMAGES
+from safetensors.torch import save_file
 from tqdm import tqdm
 
-from lerobot_stamo.errors import check_checkpoint, check_dataset
-from lerobot_stamo.paths import check_output_path
+from lerobot_stamo.columns import (
+    LABELS_FILE,
+    LABELS_FORMAT,
+    VALID_KEY,
+    camera_name,
+    read_json,
+    read_labels,
+    stamo_columns,
+)
+from lerobot_stamo.errors import check_dataset
+from lerobot_stamo.paths import check_output_path, replace_folder, write_atomically, write_text_atomically
+from lerobot_stamo.policies.stamo import checkpoint_identity, load_stamo_config, open_frozen_stamo
+
+from .labelled_dataset import motion_from_states, shard_path, write_labelled_dataset
 
 logger = logging.getLogger(__name__)
-
-STATE_PREFIX = f"{OBS_STR}.stamo_state"
-MOTION_PREFIX = f"{OBS_STR}.stamo_motion"
-VALID_KEY = f"{OBS_STR}.stamo_motion_valid"
-LABELS_FILE = "meta/stamo_labels.json"
-LABELS_FORMAT = 1
-# Rows per parquet batch (row group) of the streaming merge.
-MERGE_ROWS = 1024
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -114,71 +108,6 @@ class LabelConfig:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def camera_name(key: str) -> str:
-    """`observation.images.front` -> `front` (the short name users pass to `--cameras`)."""
-    prefix = f"{OBS_IMAGES}."
-    return key[len(prefix) :] if key.startswith(prefix) else key
-
-
-# Substrings that LeRobot 0.6.1 tests feature keys for: a key *containing* "image" is validated as an image
-# by `compute_stats` and converted as one by `hil_processor`/`policies.utils`; "visual"/"pixels" select
-# image normalisation in `migrate_policy_normalization`; "_is_pad" marks padding flags in the batch
-# converter; ".images." marks images in `pipeline_features`. A StaMo column must contain none of them.
-RESERVED_SUBSTRINGS = {"image": "img", "visual": "vis", "pixels": "pix", "_is_pad": "_ispad"}
-# Marks a rewritten camera name; never part of a name used as is, so rewritten and kept names cannot collide.
-REWRITE_MARK = "--"
-
-
-def column_suffix(camera_key: str) -> str:
-    """The camera part of a StaMo column name: the one mapping from camera keys to StaMo columns.
-
-    `observation.images.<cam>` -> `<cam>` when `<cam>` holds no substring LeRobot treats specially (see
-    `RESERVED_SUBSTRINGS`) and no `--` (a short name `<cam>` stands for `observation.images.<cam>`);
-    otherwise (and for cameras outside `observation.images.`) a readable
-    rewrite plus `--` and 8 hex digits of the key's sha256, e.g. `observation.image` -> `img--<hash>`,
-    `observation.images.wrist_image` -> `wrist_img--<hash>`. Kept names never contain `--`, rewritten ones
-    always do, and the hash tells rewritten ones apart, so two cameras never share a column.
-    """
-    if not camera_key.startswith(f"{OBS_STR}."):  # a short name, as given to --cameras: `front`
-        camera_key = f"{OBS_IMAGES}.{camera_key}"
-    short = camera_name(camera_key)
-    if short == camera_key:  # not under observation.images.: drop `observation.` and always rewrite
-        short = short.removeprefix(f"{OBS_STR}.")
-    readable = short.replace(REWRITE_MARK, "-")
-    while any(token in readable for token in RESERVED_SUBSTRINGS):
-        for token, replacement in RESERVED_SUBSTRINGS.items():
-            readable = readable.replace(token, replacement)
-    if readable == camera_name(camera_key) and camera_key.startswith(f"{OBS_IMAGES}."):
-        return readable
-    digest = hashlib.sha256(camera_key.encode()).hexdigest()[:8]
-    return f"{readable}{REWRITE_MARK}{digest}"
-
-
-def state_key(camera_key: str) -> str:
-    """Column name of the StaMo state of a camera: `observation.stamo_state.<column_suffix(cam)>`."""
-    return f"{STATE_PREFIX}.{column_suffix(camera_key)}"
-
-
-def motion_key(camera_key: str) -> str:
-    """Column name of the latent motion of a camera: `observation.stamo_motion.<column_suffix(cam)>`."""
-    return f"{MOTION_PREFIX}.{column_suffix(camera_key)}"
-
-
-def stamo_columns(cameras: list[str]) -> dict[str, dict[str, str]]:
-    """Camera key -> StaMo column of each kind (recorded in `meta/stamo_labels.json`).
-
-    Raises:
-        ValueError: If two cameras would share a column (a sha256 prefix collision; never seen in practice).
-    """
-    columns = {"state": {k: state_key(k) for k in cameras}, "motion": {k: motion_key(k) for k in cameras}}
-    if len(set(columns["state"].values())) != len(cameras):
-        raise ValueError(
-            f"Cameras {cameras} map to the same StaMo columns {columns['state']}: rename one of them "
-            "(LeRobot's --rename_map) before labelling."
-        )
-    return columns
-
-
 def resolve_cameras(meta, cameras: list[str] | None, flag: str = "--cameras") -> list[str]:
     """Maps `--cameras` (short or full names) to the dataset's camera keys and checks their channels.
 
@@ -209,8 +138,9 @@ def resolve_cameras(meta, cameras: list[str] | None, flag: str = "--cameras") ->
             if key not in available:
                 short = [camera_name(k) for k in available]
                 raise ValueError(
-                    f"Camera {cam!r} is not in dataset {meta.repo_id!r}. Available cameras: {short} "
-                    f"(or {available}). Fix {flag}."
+                    f"Camera {cam!r} is not in dataset {meta.repo_id!r}. Available cameras: {short}"
+                    + (f" (or {available})" if short != list(available) else "")
+                    + f". Fix {flag}."
                 )
             if key not in keys:
                 keys.append(key)
@@ -244,81 +174,9 @@ def check_horizon(meta, horizon: int) -> None:
         )
 
 
-def load_stamo_config(path: str, revision: str | None = None):
-    """Loads a checkpoint's config and checks that it is a `stamo` policy (no weights loaded).
-
-    Raises:
-        TypeError: If the checkpoint is another policy type.
-    """
-    from lerobot.configs import PreTrainedConfig
-
-    from lerobot_stamo.policies.stamo import StamoConfig
-
-    if not path:
-        raise ValueError("--policy.path is required: a stamo checkpoint folder or Hub id.")
-    check_checkpoint(path, "--policy.path")
-    try:
-        config = PreTrainedConfig.from_pretrained(path, revision=revision)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f"--policy.path={path!r} has no config.json: point it at a `stamo` checkpoint (e.g. "
-            f"outputs/train/.../checkpoints/last/pretrained_model) or a Hub id. ({err})"
-        ) from err
-    if not isinstance(config, StamoConfig):
-        raise TypeError(
-            f"--policy.path={path!r} is a {getattr(config, 'type', type(config).__name__)!r} checkpoint, not a "
-            "'stamo' one: latent motion needs the StaMo encoder. Train one with `lerobot-train "
-            "--policy.type=stamo` and pass its pretrained_model folder."
-        )
-    return config
-
-
-def checkpoint_identity(path: str, revision: str | None = None) -> dict[str, Any]:
-    """Where the weights come from: path or Hub id, resolved commit (Hub) and sha256 of the weights."""
-    from huggingface_hub import hf_hub_download
-
-    local = Path(path)
-    if local.is_dir():
-        weights, commit = local / "model.safetensors", None
-        source = str(local.resolve())
-    else:
-        weights = Path(hf_hub_download(path, "model.safetensors", revision=revision))
-        parts = weights.parts
-        commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
-        source = path
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {
-        "policy_path": source,
-        "policy_revision": revision,
-        "policy_commit": commit,
-        "weights_sha256": digest.hexdigest(),
-    }
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_save(
-    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
-) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
 def work_dir_for(output_dir: Path) -> Path:
     """The work folder of a labelling run: `.<name>.stamo-work` next to the output folder."""
     return output_dir.parent / f".{output_dir.name}.stamo-work"
-
-
-def shard_path(work: Path, episode: int) -> Path:
-    return work / "states" / f"episode_{episode:06d}.safetensors"
 
 
 # --------------------------------------------------------------------------------------------- frames
@@ -476,248 +334,12 @@ def encode_episodes(
         bar.update(n)
         if stop == lengths[ep]:
             tensors = {key: torch.cat(parts).contiguous() for key, parts in buffers.pop(ep).items()}
-            _atomic_save(tensors, shard_path(work, ep), metadata={"episode_index": str(ep)})
+            write_atomically(
+                shard_path(work, ep),
+                functools.partial(save_file, tensors, metadata={"episode_index": str(ep)}),
+            )
     bar.close()
     return total
-
-
-# --------------------------------------------------------------------------------------------- merging
-def motion_from_states(states: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Latent motion of one episode: m_t = s_{t+k} - s_t, zero and invalid for the last k frames.
-
-    Args:
-        states: (L, N, D) states of consecutive frames.
-        horizon: k.
-
-    Returns:
-        motion (L, N, D) and valid (L,) bool.
-    """
-    motion = np.zeros_like(states)
-    valid = np.zeros(len(states), dtype=bool)
-    if len(states) > horizon:
-        motion[:-horizon] = states[horizon:] - states[:-horizon]
-        valid[:-horizon] = True
-    return motion, valid
-
-
-def column_features(cameras: list[str], num_tokens: int, token_dim: int) -> dict[str, dict]:
-    """LeRobot feature specs of the new columns."""
-    token_names = ["tokens", "dim"]
-    features: dict[str, dict] = {}
-    for key in cameras:
-        spec = {"dtype": "float32", "shape": [num_tokens, token_dim], "names": token_names}
-        features[state_key(key)] = dict(spec)
-        features[motion_key(key)] = dict(spec)
-    features[VALID_KEY] = {"dtype": "bool", "shape": [1], "names": None}
-    return features
-
-
-def episode_column_stats(columns: dict[str, np.ndarray], features: dict[str, dict]) -> dict[str, dict]:
-    """LeRobot's `compute_episode_stats` of one episode's new columns.
-
-    The motion stats use the valid frames only (the zero padding of the last k frames would bias them); an
-    episode without any valid motion contributes no motion stats. The mask's stats are those of the 0/1
-    values. Token columns are flattened to (L, N * D): LeRobot's stats code reduces all but the last axis.
-    """
-    from lerobot.datasets.compute_stats import compute_episode_stats
-
-    valid = columns[VALID_KEY]
-    data = {}
-    for key, values in columns.items():
-        if key == VALID_KEY:
-            data[key] = values.astype(np.float32)
-        elif key.startswith(MOTION_PREFIX):
-            sel = values[valid]
-            if len(sel):
-                data[key] = sel.reshape(len(sel), -1)  # (L', N * D)
-        else:
-            data[key] = values.reshape(len(values), -1)  # (L, N * D)
-    flat = {k: {**ft, "shape": [int(np.prod(ft["shape"]))]} for k, ft in features.items() if k in data}
-    return compute_episode_stats(data, flat)
-
-
-class EpisodeColumns:
-    """The new columns of a dataset, streamed in row order with one episode's shard in memory at a time.
-
-    `rows(a, b)` returns the columns of global rows a..b-1 (ascending, consecutive calls); an episode's shard
-    is read when its first row is asked for and dropped once the rows have moved past it, so memory is
-    bounded by the longest episode, not the dataset. Per-episode stats are collected on the way.
-
-    Args:
-        meta: `LeRobotDatasetMetadata` of the source dataset.
-        cameras: Camera keys whose states are in the shards.
-        horizon: k of the latent motion.
-        work: Work folder holding `states/episode_XXXXXX.safetensors`.
-        features: Specs of the new columns (`column_features`).
-    """
-
-    def __init__(self, meta, cameras: list[str], horizon: int, work: Path, features: dict[str, dict]):
-        self.meta, self.cameras, self.horizon, self.work, self.features = (
-            meta,
-            cameras,
-            horizon,
-            work,
-            features,
-        )
-        self.starts = np.asarray(
-            [int(meta.episodes[e]["dataset_from_index"]) for e in range(meta.total_episodes)]
-        )
-        self.ends = np.asarray(
-            [int(meta.episodes[e]["dataset_to_index"]) for e in range(meta.total_episodes)]
-        )
-        self.loaded: dict[int, dict[str, np.ndarray]] = {}
-        self.episode_stats: dict[int, dict[str, dict]] = {}
-        self.next_row = 0
-
-    def _episode(self, ep: int) -> dict[str, np.ndarray]:
-        if ep in self.loaded:
-            return self.loaded[ep]
-        path = shard_path(self.work, ep)
-        if not path.exists():
-            raise RuntimeError(f"Missing state shard {path} for episode {ep}: re-run the same command.")
-        shard = load_file(str(path))
-        length = int(self.ends[ep] - self.starts[ep])
-        columns: dict[str, np.ndarray] = {}
-        for key in self.cameras:
-            states = shard[key].numpy()  # (L, N, D)
-            if len(states) != length:
-                raise RuntimeError(f"Shard {path} holds {len(states)} frames of {key}, episode has {length}.")
-            columns[state_key(key)] = states
-            columns[motion_key(key)], columns[VALID_KEY] = motion_from_states(states, self.horizon)
-        self.episode_stats[ep] = episode_column_stats(columns, self.features)
-        self.loaded[ep] = columns
-        return columns
-
-    def rows(self, a: int, b: int) -> dict[str, np.ndarray]:
-        """Columns of global rows a..b-1 (the next rows after the previous call)."""
-        if a != self.next_row:
-            raise RuntimeError(f"Rows asked out of order: {a}..{b - 1} after {self.next_row - 1}.")
-        self.next_row = b
-        first = int(np.searchsorted(self.ends, a, side="right"))  # episode holding row a
-        last = int(np.searchsorted(self.ends, b - 1, side="right"))  # episode holding row b - 1
-        for ep in [e for e in self.loaded if e < first]:  # rows have moved past these episodes
-            del self.loaded[ep]
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.features}
-        for ep in range(first, last + 1):
-            cols = self._episode(ep)
-            lo, hi = max(a, self.starts[ep]) - self.starts[ep], min(b, self.ends[ep]) - self.starts[ep]
-            for key in self.features:
-                parts[key].append(cols[key][lo:hi])
-        return {k: np.concatenate(v) for k, v in parts.items()}
-
-    def stats(self) -> dict[str, dict]:
-        """Stats of the new columns aggregated over all episodes (call after every row was read)."""
-        from lerobot.datasets.compute_stats import aggregate_stats
-
-        missing = [e for e in range(self.meta.total_episodes) if e not in self.episode_stats]
-        if missing:
-            raise RuntimeError(f"Episodes {missing[:10]} were never merged: the data files miss their rows.")
-        per_episode = [self.episode_stats[e] for e in range(self.meta.total_episodes)]
-        stats = {}
-        for key, ft in self.features.items():
-            agg = aggregate_stats([{key: s[key]} for s in per_episode if key in s])[key]
-            if len(ft["shape"]) > 1:
-                agg = {n: v if n == "count" else np.asarray(v).reshape(ft["shape"]) for n, v in agg.items()}
-            stats[key] = agg
-        return stats
-
-
-def _stream_data_files(dataset, new_meta, columns: EpisodeColumns, rows_per_batch: int | None = None) -> None:
-    """Copies every data file of `dataset` to `new_meta.root` with the new columns appended, batch by batch.
-
-    Same chunk/file layout as the source; each batch of rows becomes one parquet row group, so memory stays
-    bounded by the batch and the longest episode, whatever the dataset's length.
-    """
-    import datasets
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from lerobot.datasets.feature_utils import get_hf_features_from_features
-    from lerobot.datasets.utils import DATA_DIR
-
-    hf_features = get_hf_features_from_features(new_meta.features)
-    schema = hf_features.arrow_schema
-    new_hf = datasets.Features({k: hf_features[k] for k in columns.features})
-    files = sorted((dataset.root / DATA_DIR).glob("*/*.parquet"))
-    if not files:
-        raise ValueError(f"No parquet files found in {dataset.root / DATA_DIR}")
-    row = 0
-    bar = tqdm(total=dataset.meta.total_frames, unit="frame", desc="stamo merge")
-    for src in files:
-        dst = new_meta.root / src.relative_to(dataset.root)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with pq.ParquetWriter(dst, schema=schema, compression="snappy", use_dictionary=True) as writer:
-            for batch in pq.ParquetFile(src).iter_batches(batch_size=rows_per_batch or MERGE_ROWS):
-                n = batch.num_rows
-                index = batch.column("index").to_numpy()
-                if not np.array_equal(index, np.arange(row, row + n)):
-                    raise RuntimeError(
-                        f"Dataset {dataset.meta.repo_id!r}: rows of {src} are not stored in `index` order "
-                        f"(expected {row}..{row + n - 1}); cannot append columns."
-                    )
-                new = columns.rows(row, row + n)
-                extra = datasets.Dataset.from_dict(
-                    {k: v if v.ndim == 1 else list(v) for k, v in new.items()}, features=new_hf
-                ).with_format("arrow")[:]
-                table = pa.Table.from_batches([batch])
-                for key in columns.features:
-                    table = table.append_column(key, extra.column(key))
-                writer.write_table(table.select(schema.names).cast(schema))
-                row += n
-                bar.update(n)
-    bar.close()
-    if row != dataset.meta.total_frames:
-        raise RuntimeError(f"The data files hold {row} rows, the metadata says {dataset.meta.total_frames}.")
-
-
-def write_labelled_dataset(
-    dataset,
-    cameras: list[str],
-    horizon: int,
-    work: Path,
-    repo_id: str,
-    labels_info: dict[str, Any],
-    num_tokens: int,
-    token_dim: int,
-) -> Path:
-    """Merges the shards into a copy of `dataset` with the new columns and stats, inside `work/dataset`.
-
-    Streams: data files are rewritten batch by batch and shards read one episode at a time, so the peak
-    memory does not grow with the dataset's length. The rest mirrors LeRobot's `add_features` (metadata,
-    tasks, episodes and videos copied).
-
-    Returns:
-        The folder of the finished dataset (still inside the work folder).
-    """
-    from lerobot.datasets.dataset_tools import _copy_episodes_metadata_and_stats, _copy_videos
-    from lerobot.datasets.io_utils import write_stats
-    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-
-    target = work / "dataset"
-    if target.exists():  # a merge interrupted earlier: start it over
-        shutil.rmtree(target)
-    meta = dataset.meta
-    features = column_features(cameras, num_tokens, token_dim)
-    clash = [k for k in features if k in meta.features]
-    if clash:
-        raise ValueError(
-            f"Dataset {meta.repo_id!r} already has columns {clash}: label the unlabelled source."
-        )
-    new_meta = LeRobotDatasetMetadata.create(
-        repo_id=repo_id,
-        fps=meta.fps,
-        features={**meta.features, **features},
-        robot_type=meta.robot_type,
-        root=target,
-        use_videos=len(meta.video_keys) > 0,
-    )
-    columns = EpisodeColumns(meta, cameras, horizon, work, features)
-    _stream_data_files(dataset, new_meta, columns)
-    _copy_episodes_metadata_and_stats(dataset, new_meta)  # tasks, episodes, info, the source stats
-    if new_meta.video_keys:
-        _copy_videos(dataset, new_meta)
-    write_stats(dict(meta.stats or {}) | columns.stats(), target)
-    _atomic_write_text(target / LABELS_FILE, json.dumps(labels_info, indent=2, sort_keys=True))
-    return target
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -763,11 +385,6 @@ def labels_fingerprint(
     }
 
 
-def read_labels(folder: Path) -> dict | None:
-    """`meta/stamo_labels.json` of a folder, or None if it has none (or an unreadable one)."""
-    return _read_json(folder / LABELS_FILE)
-
-
 def check_output_is_ours(output_dir: Path, work: Path) -> None:
     """Refuses to write over anything but an empty folder or a dataset `lerobot-stamo-label` wrote.
 
@@ -790,21 +407,12 @@ def check_output_is_ours(output_dir: Path, work: Path) -> None:
                 f"{LABELS_FILE}); --overwrite only ever replaces such a dataset. Choose a new or empty folder."
             )
     if work.exists() and any(work.iterdir()):
-        info = _read_json(work / "fingerprint.json")
+        info = read_json(work / "fingerprint.json")
         if not work.is_dir() or info is None or info.get("created_by") != "lerobot-stamo-label":
             raise FileExistsError(
                 f"{work} (the work folder of --output_dir={output_dir}) holds files lerobot-stamo-label did not "
                 "write. Move them away or choose another --output_dir."
             )
-
-
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
 
 
 def label_dataset(cfg: LabelConfig) -> Path:
@@ -822,8 +430,6 @@ def label_dataset(cfg: LabelConfig) -> Path:
         ValueError / TypeError / FileExistsError: For bad input, each naming the key and the fix.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
-
-    from lerobot_stamo.policies.stamo import StamoPolicy
 
     if not cfg.dataset.repo_id:
         raise ValueError("--dataset.repo_id is required (with --dataset.root for a local dataset).")
@@ -883,7 +489,7 @@ def label_dataset(cfg: LabelConfig) -> Path:
             logger.info(f"Discarding the work folder {work} of a different labelling run.")
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(work / "fingerprint.json", json.dumps(fingerprint, indent=2, sort_keys=True))
+        write_text_atomically(work / "fingerprint.json", json.dumps(fingerprint, indent=2, sort_keys=True))
     wait()
 
     # 3. Encode this rank's episodes.
@@ -891,8 +497,7 @@ def label_dataset(cfg: LabelConfig) -> Path:
         policy_cfg.device = cfg.policy.device
     elif rank_device is not None and not rank_device.startswith("cpu"):  # one accelerator per process
         policy_cfg.device = rank_device
-    policy = StamoPolicy.from_pretrained(cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision)
-    policy.for_inference()
+    policy = open_frozen_stamo(cfg.policy.path, cfg.policy.revision, config=policy_cfg)
     episodes = [ep for ep in range(meta.total_episodes) if ep % world == rank]
     start = time.perf_counter()
     n = encode_episodes(
@@ -927,7 +532,8 @@ def label_dataset(cfg: LabelConfig) -> Path:
             policy_cfg.num_tokens,
             policy_cfg.token_dim,
         )
-        _publish(finished, output_dir, work)
+        replace_folder(finished, output_dir)
+        shutil.rmtree(work, ignore_errors=True)
         logger.info(
             f"Labelled dataset written to {output_dir} ({meta.total_frames} frames, cameras "
             f"{[camera_name(c) for c in cameras]}, horizon {cfg.horizon})."
@@ -945,50 +551,15 @@ def push_labelled(output_dir: Path, repo_id: str, private: bool) -> None:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     logger.info(f"Pushing {output_dir} to the Hub as dataset {repo_id!r} (private={private}).")
-    LeRobotDataset(repo_id, root=output_dir).push_to_hub(private=private)
+    from lerobot_stamo.cards import dataset_card_kwargs
 
-
-def _publish(finished: Path, output_dir: Path, work: Path) -> None:
-    """Moves the finished dataset to `output_dir` (replacing an old one) and removes the work folder."""
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    if output_dir.exists():
-        old = work / "replaced"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(output_dir, old)
-    os.replace(finished, output_dir)
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def load_labels(root: str | Path) -> dict[str, Any]:
-    """Reads `meta/stamo_labels.json` of a labelled dataset (which checkpoint, horizon, cameras, columns).
-
-    Raises:
-        FileNotFoundError: If the folder is not a dataset written by `lerobot-stamo-label`.
-    """
-    info = read_labels(Path(root))
-    if info is None:
-        raise FileNotFoundError(
-            f"{root} has no {LABELS_FILE}: it is not a dataset labelled by `lerobot-stamo-label`."
-        )
-    return info
+    LeRobotDataset(repo_id, root=output_dir).push_to_hub(private=private, **dataset_card_kwargs("label"))
 
 
 __all__ = [
-    "LABELS_FILE",
-    "MOTION_PREFIX",
-    "STATE_PREFIX",
-    "VALID_KEY",
     "LabelConfig",
     "LabelDatasetArgs",
     "LabelPolicyArgs",
-    "camera_name",
-    "column_suffix",
     "label_dataset",
-    "load_labels",
     "motion_from_states",
-    "motion_key",
-    "read_labels",
-    "stamo_columns",
-    "state_key",
 ]

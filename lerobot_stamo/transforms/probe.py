@@ -6,7 +6,9 @@ each representation's difference is mapped to the action chunk by the same small
 
 - `stamo`: s(I_{n+k}) - s(I_n), the StaMo state difference (read from `observation.stamo_state.<cam>` of
   a labelled dataset when present, else encoded with `StamoPolicy.encode`);
-- `backbone`: the difference of mean-pooled patch features of the stamo checkpoint's own (DINOv2) backbone;
+- `backbone`: the difference of mean-pooled patch features of the stamo checkpoint's own frozen backbone (the
+  tokens its compressor reads: DINOv2's patch tokens, or the ImageNet EfficientNet-Lite0's feature-map cells
+  for `backbone_type=efficientnet_lite0`);
 - `pixels`: the Pooled Delta Image, the pixel difference average-pooled to `pool x pool`.
 
 Actions are the dataset's (`--action_mode=absolute`, as in the paper) or, for datasets whose actions are
@@ -42,20 +44,17 @@ from lerobot.utils.constants import ACTION, OBS_STATE
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from lerobot_stamo.columns import LABELS_FILE, read_labels, state_key
 from lerobot_stamo.errors import check_dataset
+from lerobot_stamo.policies.stamo import checkpoint_identity, load_stamo_config, open_frozen_stamo
 
 from .labelling import (
-    LABELS_FILE,
     EpisodeChunks,
     LabelDatasetArgs,
     LabelPolicyArgs,
     check_frames,
-    checkpoint_identity,
-    load_stamo_config,
     plan_chunks,
-    read_labels,
     resolve_cameras,
-    state_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -114,12 +113,22 @@ class ProbeConfig:
             raise ValueError("--seeds must name at least one seed.")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"--test_fraction must be in (0, 1), got {self.test_fraction}.")
-        if not self.ridge_alphas or min(self.ridge_alphas) < 0:
+        if not self.ridge_alphas or not all(0 <= a < float("inf") for a in self.ridge_alphas):
             raise ValueError(f"--ridge_alphas must be non-negative numbers, got {self.ridge_alphas}.")
         if self.val_folds < 2:
             raise ValueError(f"--val_folds must be >= 2, got {self.val_folds}.")
         if self.steps < 1 or self.patience < 1:
             raise ValueError(f"--steps and --patience must be >= 1, got {self.steps} and {self.patience}.")
+        if not (0 < self.lr < float("inf")) or not (0 <= self.weight_decay < float("inf")):  # NaN fails both
+            raise ValueError(
+                f"--lr must be a finite number > 0 and --weight_decay a finite number >= 0, got {self.lr} and "
+                f"{self.weight_decay}."
+            )
+        if self.hidden_dim < 1 or self.pool < 1 or self.batch_size < 1 or self.num_workers < 0:
+            raise ValueError(
+                f"--hidden_dim, --pool and --batch_size must be >= 1 and --num_workers >= 0, got {self.hidden_dim}, "
+                f"{self.pool}, {self.batch_size} and {self.num_workers}."
+            )
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -412,8 +421,6 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 
-    from lerobot_stamo.policies.stamo import StamoPolicy
-
     if not cfg.output_dir:
         raise ValueError("--output_dir is required (probe.json, probe.md and probe.png are written there).")
     check_dataset(cfg.dataset.repo_id, cfg.dataset.root)
@@ -449,9 +456,7 @@ def run_probe(cfg: ProbeConfig) -> dict[str, Any]:
         logger.info(f"StaMo states of {camera!r}: {states_source}.")
     else:
         logger.warning(f"StaMo states of {camera!r}: {states_source}.")
-    policy = StamoPolicy.from_pretrained(
-        cfg.policy.path, config=policy_cfg, revision=cfg.policy.revision
-    ).for_inference()
+    policy = open_frozen_stamo(cfg.policy.path, cfg.policy.revision, config=policy_cfg)
     feats = frame_features(policy, dataset, camera, cfg, stored=stored)
     columns = dataset.hf_dataset.with_format("numpy")
     actions = np.stack(columns[ACTION]).astype(np.float32)  # (F, A)

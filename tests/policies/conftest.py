@@ -11,7 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lerobot.configs.types import FeatureType, PolicyFeature  # noqa: E402
 from lerobot.utils.constants import ACTION, OBS_STATE  # noqa: E402
-from stamo_testing import (  # noqa: E402
+
+from lerobot_stamo.policies.stamo import StamoConfig  # noqa: E402
+from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained  # noqa: E402
+from lerobot_stamo.stand_ins import (
     CAMERAS,
     DATASET_REPO_ID,
     IMAGE_HW,
@@ -20,9 +23,6 @@ from stamo_testing import (  # noqa: E402
     tiny_policy_fields,
     tiny_stamo_checkpoint,
 )
-
-from lerobot_stamo.policies.stamo import StamoConfig  # noqa: E402
-from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

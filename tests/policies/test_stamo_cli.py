@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import accelerate_launch
+from cli_helpers import REPO_ROOT, accelerate_launch, cli
 from safetensors.torch import load_file
-from stamo_testing import CAMERAS, REPO_ROOT, TINY_PRESET
+
+from lerobot_stamo.stand_ins import CAMERAS, TINY_PRESET
 
 BIN = Path(sys.executable).parent
 
@@ -217,7 +218,7 @@ def test_train_from_feature_cache(tiny_pretrained, stamo_dataset, tmp_path):
     repo_id, root = stamo_dataset
     cache = tmp_path / "cache"
     run_cli(
-        ["python", "-m", "lerobot_stamo.policies.stamo.feature_cache", "--preset", str(TINY_PRESET), "--set",
+        [cli("lerobot-stamo-feature-cache"), "--preset", str(TINY_PRESET), "--set",
          "train_backbone=false", "device=cpu", f"backbone={tiny_pretrained['backbone']}",
          f"decoder_path={tiny_pretrained['decoder_path']}", "--repo_id", repo_id, "--root", str(root),
          "--output", str(cache)]

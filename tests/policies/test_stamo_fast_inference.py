@@ -3,9 +3,9 @@ same states and images within bf16 tolerance, follows the trained weights and is
 
 import pytest
 import torch
-from stamo_testing import CAMERAS
 
 from lerobot_stamo.policies.stamo import StamoPolicy
+from lerobot_stamo.stand_ins import CAMERAS
 
 
 def _pair(make_tiny_config, **overrides) -> tuple[StamoPolicy, StamoPolicy]:

@@ -6,20 +6,18 @@ Protects the model from silent changes (like LeRobot's backward-compatibility ar
     .venv/bin/python tests/policies/test_stamo_golden.py
 """
 
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-
-sys.path.insert(0, str(Path(__file__).parent))
+from cli_helpers import REPO_ROOT
 from lerobot.configs.types import FeatureType, PolicyFeature  # noqa: E402
-from stamo_testing import CAMERAS, REPO_ROOT, square_frame, tiny_policy_fields  # noqa: E402
+from safetensors.torch import load_file, save_file
 
 from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy  # noqa: E402
 from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained  # noqa: E402
+from lerobot_stamo.stand_ins import CAMERAS, square_frame, tiny_policy_fields
 
 ARTIFACT = REPO_ROOT / "tests" / "artifacts" / "stamo_tiny_golden.safetensors"
 

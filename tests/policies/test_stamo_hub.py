@@ -6,6 +6,7 @@ from unittest.mock import MagicMock, patch
 from lerobot.configs.default import DatasetConfig
 from lerobot.configs.train import TrainPipelineConfig
 
+from lerobot_stamo.cards import DOCS_URL
 from lerobot_stamo.policies.stamo import StamoPolicy
 
 
@@ -42,6 +43,7 @@ def test_push_model_to_hub_uploads_weights_card_and_reconstructions(make_tiny_co
     } <= set(uploaded)
     card = uploaded["README.md"]
     for text in (
+        f"{DOCS_URL}/stamo.md",  # the card links back to the docs
         "StaMo",
         "2 x 32",
         "someone/squares",

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from stamo_testing import CAMERAS
 
 from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
 from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+from lerobot_stamo.stand_ins import CAMERAS
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from lerobot.configs.types import FeatureType, PipelineFeatureType, PolicyFeatur
 from lerobot.processor import DataProcessorPipeline
 from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
 from lerobot.utils.constants import ACTION, OBS_STATE
-from stamo_testing import CAMERAS
 
 from lerobot_stamo.policies.stamo import StamoImageProcessorStep, make_stamo_pre_post_processors
+from lerobot_stamo.stand_ins import CAMERAS
 
 STATS = {
     OBS_STATE: {"mean": torch.zeros(6), "std": torch.full((6,), 2.0)},

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 from lerobot.configs import PreTrainedConfig
-from stamo_testing import CAMERAS, tiny_stamo_checkpoint
 
 from lerobot_stamo.policies.stamo import StamoPolicy
+from lerobot_stamo.stand_ins import CAMERAS, tiny_stamo_checkpoint
 
 
 def _encode_decode(policy, frames):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import SIM_IMAGE_HW, accelerate_launch
+from cli_helpers import REPO_ROOT, SIM_IMAGE_HW, accelerate_launch
 from safetensors.torch import load_file
-from stamo_testing import REPO_ROOT
-from stamo_vla_testing import write_tiny_smolvlm
+
+from lerobot_stamo.stand_ins import write_tiny_smolvlm
 
 BIN = Path(sys.executable).parent
 SIM_CONFIG = REPO_ROOT / "configs" / "stamo_vla_compact_sim.json"
@@ -80,7 +80,7 @@ def test_train_with_labelled_columns(trained):
         "observation.stamo_motion.wrist",
     }
     weights = load_file(pretrained / "model.safetensors")
-    assert any(k.startswith("model.future_head") for k in weights)
+    assert any(k.startswith("model.world_model_head") for k in weights)
     assert bool(weights["model.target_norm.fixed"])  # normalised with the labelled columns' dataset stats
     train_config = json.loads((pretrained / "train_config.json").read_text())
     assert train_config["batch_size"] == 4
@@ -112,6 +112,30 @@ def test_lerobot_eval_on_the_simulated_arm(trained, tmp_path):
              "--eval.n_episodes=1", "--eval.batch_size=1", "--eval.use_async_envs=false", "--policy.device=cpu",
              f"--output_dir={out}"])  # fmt: skip
     overall = json.loads((out / "eval_info.json").read_text())["overall"]
+    assert overall["n_episodes"] == 1 and 0.0 <= overall["pc_success"] <= 100.0
+
+
+@pytest.mark.slow
+def test_efficientnet_vision_trains_reloads_and_evaluates(labelled_sim, tmp_path):
+    """`--policy.vision=efficientnet_lite0`: the frozen ImageNet trunk trains through lerobot-train, is saved
+    inside the checkpoint unchanged, and the checkpoint drives the simulated arm in lerobot-eval."""
+    from lerobot_stamo.policies.efficientnet import imagenet_state_dict
+
+    repo_id, root = labelled_sim
+    out = tmp_path / "effnet"
+    run_cli(train_args(repo_id, root, out, 2, "--policy.vision=efficientnet_lite0"))
+    pretrained = out / "checkpoints" / "last" / "pretrained_model"
+    assert json.loads((pretrained / "config.json").read_text())["vision"] == "efficientnet_lite0"
+    weights = load_file(pretrained / "model.safetensors")
+    imagenet = imagenet_state_dict()
+    for key in ("_conv_stem.weight", "_blocks.15._project_conv.weight"):
+        assert torch.equal(weights[f"model.trunk.vision.body.net.{key}"], imagenet[key])  # frozen by default
+
+    run_cli(["lerobot-eval", f"--policy.path={pretrained}", "--env.type=stamo_so101", "--env.task=PickCube",
+             f"--env.observation_height={SIM_IMAGE_HW}", f"--env.observation_width={SIM_IMAGE_HW}",
+             "--eval.n_episodes=1", "--eval.batch_size=1", "--eval.use_async_envs=false", "--policy.device=cpu",
+             f"--output_dir={tmp_path / 'eval'}"])  # fmt: skip
+    overall = json.loads((tmp_path / "eval" / "eval_info.json").read_text())["overall"]
     assert overall["n_episodes"] == 1 and 0.0 <= overall["pc_success"] <= 100.0
 
 

@@ -20,14 +20,11 @@ from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LAN
 from test_stamo_vla_cli import run_cli, train_args
 from test_stamo_vla_model import raw_batch, tiny_config
 
+from lerobot_stamo.cards import dataset_card_kwargs
+from lerobot_stamo.columns import ACTION_VALID_KEY
+from lerobot_stamo.envs.recording import SimRecordConfig, record
 from lerobot_stamo.policies.stamo_vla import StamoVLAPolicy
-from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
-from lerobot_stamo.transforms.cotrain import (
-    ACTION_VALID_KEY,
-    COTRAIN_FILE,
-    CotrainConfig,
-    build_cotrain_dataset,
-)
+from lerobot_stamo.transforms.cotrain import COTRAIN_FILE, CotrainConfig, build_cotrain_dataset
 from lerobot_stamo.transforms.labelling import LabelConfig, LabelDatasetArgs, LabelPolicyArgs, label_dataset
 
 BIN = Path(sys.executable).parent
@@ -152,7 +149,7 @@ def test_per_task_choice_and_push_to_hub(labelled_sim, labelled_video, tmp_path)
                 private=True,
             )  # fmt: skip
         )
-    push.assert_called_once_with(private=True)
+    push.assert_called_once_with(private=True, **dataset_card_kwargs("cotrain"))  # the card links the docs
     meta = json.loads((out / COTRAIN_FILE).read_text())
     assert meta["robot"]["episodes"] == [0] and meta["video"]["episodes"] == [0]
     assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 2

@@ -6,15 +6,12 @@ Protects the model from silent changes (like LeRobot's backward-compatibility ar
     .venv/bin/python tests/policies/test_stamo_vla_golden.py
 """
 
-import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
-
-sys.path.insert(0, str(Path(__file__).parent))
+from cli_helpers import REPO_ROOT
 from lerobot.utils.constants import ACTION  # noqa: E402
-from stamo_testing import REPO_ROOT  # noqa: E402
+from safetensors.torch import load_file, save_file
 from test_stamo_vla_model import make_policy, raw_batch  # noqa: E402
 
 ARTIFACT = REPO_ROOT / "tests" / "artifacts" / "stamo_vla_tiny_golden.safetensors"
@@ -29,7 +26,7 @@ def golden_values() -> dict[str, torch.Tensor]:
     per_sample, info = policy.forward(batch, reduction="none")
     per_sample.mean().backward()
     grads = torch.stack([p.grad.norm() for p in policy.model.action_head.parameters() if p.grad is not None])
-    future_grads = torch.stack([p.grad.norm() for p in policy.model.future_head.parameters()])
+    future_grads = torch.stack([p.grad.norm() for p in policy.model.world_model_head.parameters()])
     chunk = policy.predict_action_chunk({k: v for k, v in batch.items() if k != ACTION})
     return {
         "per_sample_loss": per_sample.detach(),

@@ -102,7 +102,7 @@ def test_encoder_never_runs_at_inference(labelled_sim, stamo_ckpt):
     pre, _ = make_stamo_vla_pre_post_processors(policy.config, meta.stats)
     with (
         mock.patch.object(StamoPolicy, "encode", side_effect=AssertionError("encoder ran")),
-        mock.patch.object(policy.model.future_head, "forward", side_effect=AssertionError("head ran")),
+        mock.patch.object(policy.model.world_model_head, "forward", side_effect=AssertionError("head ran")),
     ):
         action = policy.select_action(pre(observation(root)))
     assert action.shape == (1, 6)

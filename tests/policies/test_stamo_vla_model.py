@@ -11,12 +11,13 @@ from lerobot.processor import DataProcessorPipeline, PolicyProcessorPipeline
 from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 
+from lerobot_stamo.cards import DOCS_URL
+from lerobot_stamo.columns import VALID_KEY, motion_key, state_key
 from lerobot_stamo.policies.stamo_vla import (
     StamoVLAConfig,
     StamoVLAPolicy,
     make_stamo_vla_pre_post_processors,
 )
-from lerobot_stamo.transforms.labelling import VALID_KEY, motion_key, state_key
 
 CAMS = ("observation.images.front", "observation.images.wrist")
 HW = 32
@@ -82,7 +83,7 @@ def test_forward_backward_and_loss_terms():
     assert {"loss", "action_loss", "future_loss", "future_mse", "future_l1"} <= set(info)
     assert info["loss"] == pytest.approx(info["action_loss"] + info["future_loss"], rel=1e-5)
     grads = {n for n, p in policy.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-    assert any(n.startswith("model.future_head") for n in grads)
+    assert any(n.startswith("model.world_model_head") for n in grads)
     assert any(n.startswith("model.trunk.vision.body") for n in grads)
     per_sample, _ = policy.forward(raw_batch(), reduction="none")
     assert per_sample.shape == (3,)
@@ -90,7 +91,7 @@ def test_forward_backward_and_loss_terms():
 
 def test_world_model_target_none_and_lambdas():
     policy = make_policy(world_model_target="none", labelled=False)
-    assert policy.model.future_head is None
+    assert policy.model.world_model_head is None
     _, info = policy.forward(raw_batch())
     assert "future_loss" not in info and info["loss"] == pytest.approx(info["action_loss"])
     weighted = make_policy(lambda_action=2.0, lambda_future=0.5)
@@ -178,7 +179,7 @@ def test_inference_never_runs_the_world_model_head():
     policy = make_policy()
     batch = {k: v for k, v in raw_batch(b=1).items() if k != ACTION}
     with mock.patch.object(
-        policy.model.future_head, "forward", side_effect=AssertionError("world-model head ran")
+        policy.model.world_model_head, "forward", side_effect=AssertionError("world-model head ran")
     ):
         policy.select_action(batch)
         policy.predict_action_chunk(batch)
@@ -289,8 +290,10 @@ def test_error_bad_config_values():
 
 def test_push_model_to_hub_uploads_weights_and_card():
     """LeRobot's push_model_to_hub (mocked HfApi) with the stamo_vla model card: backbone, target, data."""
+    import warnings
     from unittest.mock import MagicMock, patch
 
+    from huggingface_hub import HfApi
     from lerobot.configs.default import DatasetConfig
     from lerobot.configs.train import TrainPipelineConfig
 
@@ -300,16 +303,18 @@ def test_push_model_to_hub_uploads_weights_and_card():
     )
     uploaded: dict[str, str] = {}
 
-    def fake_upload_folder(*, folder_path, allow_patterns, **kwargs):
-        for path in Path(folder_path).rglob("*"):
-            if path.is_file() and any(path.match(p) for p in allow_patterns):
+    def fake_upload_folder(self, *, folder_path, allow_patterns=None, **kwargs):
+        for path in Path(folder_path).rglob("*"):  # LeRobot after 0.6.1 uploads in several commits
+            if path.is_file() and (allow_patterns is None or any(path.match(p) for p in allow_patterns)):
                 uploaded[path.name] = path.read_text() if path.suffix in (".md", ".json") else "<binary>"
         return MagicMock(repo_url=MagicMock(url="https://huggingface.co/someone/stamo-vla-tiny"))
 
-    with patch("lerobot.policies.pretrained.HfApi") as api_cls:
-        api = api_cls.return_value
-        api.create_repo.return_value = MagicMock(repo_id="someone/stamo-vla-tiny")
-        api.upload_folder.side_effect = fake_upload_folder
+    with (
+        patch.object(HfApi, "create_repo", return_value=MagicMock(repo_id="someone/stamo-vla-tiny")),
+        patch.object(HfApi, "upload_folder", fake_upload_folder),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated after 0.6.1 (publish_trained_model)
         policy.push_model_to_hub(cfg)
     assert {"config.json", "model.safetensors", "train_config.json", "README.md"} <= set(uploaded)
     card = uploaded["README.md"]
@@ -317,3 +322,50 @@ def test_push_model_to_hub_uploads_weights_and_card():
                  "someone/pickcube", "Steps: 10", "--policy.path=someone/stamo-vla-tiny", "dataset's StaMo columns"):  # fmt: skip
         assert text in card, text
     assert "library_name: lerobot" in card and "- world-model" in card
+    assert f"{DOCS_URL}/stamo-vla.md" in card  # the card links back to the docs
+
+
+def test_checkpoint_with_the_old_head_name_loads(tmp_path):
+    """Checkpoints saved when the world-model head was `model.future_head` load into `model.world_model_head`."""
+    from safetensors.torch import load_file, save_file
+
+    policy = make_policy().eval()
+    policy.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    old = {k.replace("model.world_model_head.", "model.future_head."): v for k, v in weights.items()}
+    assert any(k.startswith("model.future_head.") for k in old)
+    save_file(old, tmp_path / "model.safetensors")
+    loaded = StamoVLAPolicy.from_pretrained(tmp_path)
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+
+
+def test_uint8_frames_are_scaled_like_training_frames():
+    """uint8 camera frames (as robots and envs deliver them) act exactly like the same frames as floats in [0, 1]
+    (as the dataset gives them in training); past the preprocessor, uint8 or 0-255 frames are refused."""
+    policy = make_policy().eval()
+    stats = {k: {"mean": torch.zeros(6), "std": torch.ones(6)} for k in (OBS_STATE, ACTION)}
+    pre, _ = make_stamo_vla_pre_post_processors(policy.config, stats)
+    g = torch.Generator().manual_seed(0)
+    frames = {k: torch.randint(0, 256, (3, HW, HW), generator=g, dtype=torch.uint8) for k in CAMS}
+    common = {OBS_STATE: torch.randn(6, generator=g), "task": "pick up the cube"}
+    as_uint8 = pre(frames | common)
+    as_float = pre({k: v.float() / 255 for k, v in frames.items()} | common)
+    for key in CAMS:
+        assert as_uint8[key].dtype == torch.float32 and 0 <= as_uint8[key].min() <= as_uint8[key].max() <= 1
+        torch.testing.assert_close(as_uint8[key], as_float[key], rtol=0, atol=0)
+    torch.testing.assert_close(policy.predict_action_chunk(as_uint8), policy.predict_action_chunk(as_float))
+    with pytest.raises(TypeError, match="is torch.uint8, but the policy reads float frames in"):
+        policy.predict_action_chunk(as_uint8 | {CAMS[0]: frames[CAMS[0]][None]})
+    with pytest.raises(ValueError, match="look like 0-255 values"):
+        policy.predict_action_chunk(as_uint8 | {CAMS[0]: frames[CAMS[0]][None].float()})
+
+
+def test_wrong_state_size_is_refused_before_the_normaliser():
+    """Through the real preprocessor, the policy's own message comes before the normaliser's tensor-size error."""
+    policy = make_policy().eval()
+    stats = {k: {"mean": torch.zeros(6), "std": torch.ones(6)} for k in (OBS_STATE, ACTION)}
+    pre, _ = make_stamo_vla_pre_post_processors(policy.config, stats)
+    frames = {k: torch.zeros(3, HW, HW, dtype=torch.uint8) for k in CAMS}
+    with pytest.raises(ValueError, match=r"`observation.state` has 3 values .* trained with 6"):
+        pre(frames | {OBS_STATE: torch.zeros(3), "task": "pick"})

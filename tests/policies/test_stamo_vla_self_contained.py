@@ -8,13 +8,13 @@ import torch
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_TOKENS, OBS_STATE
-from stamo_vla_testing import write_tiny_smolvlm
 
 from lerobot_stamo.policies.stamo_vla import (
     StamoVLAConfig,
     StamoVLAPolicy,
     make_stamo_vla_pre_post_processors,
 )
+from lerobot_stamo.stand_ins import write_tiny_smolvlm
 
 CAMS = ("observation.images.front",)
 

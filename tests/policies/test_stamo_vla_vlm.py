@@ -5,10 +5,10 @@ import torch
 from lerobot.processor import TokenizerProcessorStep, TransitionKey
 from lerobot.processor.converters import create_transition
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
-from stamo_vla_testing import write_tiny_smolvlm
 
 from lerobot_stamo.policies.stamo_vla.configuration_stamo_vla import StamoVLAConfig
 from lerobot_stamo.policies.stamo_vla.vlm import VLMTrunk
+from lerobot_stamo.stand_ins import write_tiny_smolvlm
 
 STATE_DIM = 3
 NUM_QUERIES = 4

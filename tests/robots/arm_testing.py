@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.utils.constants import ACTION, OBS_STATE
-from lerobot_camera_stamo_test import StamoTestCameraConfig
+
+from lerobot_stamo.robots.emulation import StamoTestCameraConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROBOTS_DIR = Path(__file__).parent

@@ -7,29 +7,27 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # the fake camera plug-in and the emulators
-
-from servo_emulators import (  # noqa: E402
+from lerobot_stamo.robots.emulation import (  # noqa: E402
     KOCH_MODELS,
     DynamixelEmulator,
     FeetechEmulator,
+    serial_timeout_patches,
     so_calibration,
     write_calibration,
 )
 
-SERIAL_LATENCY_MS = 250
+SERIAL_LATENCY_MS = 1000
 
 
 @pytest.fixture(autouse=True)
 def _emulator_gets_its_turn(monkeypatch):
-    """The SDKs busy-poll the port and time out after ~34 ms per packet; an emulator thread in the same process
-    (Python's default 5 ms GIL switch interval, LeRobot's writer threads) on a loaded shared machine may not
-    answer that fast. Faster switching, and 250 ms of latency allowance, here and in the CLIs the tests run."""
-    import dynamixel_sdk.port_handler
-    import scservo_sdk.port_handler
-
-    monkeypatch.setattr(dynamixel_sdk.port_handler, "LATENCY_TIMER", SERIAL_LATENCY_MS)
-    monkeypatch.setattr(scservo_sdk.port_handler, "LATENCY_TIMER", SERIAL_LATENCY_MS)
+    """The SDKs busy-poll the port and time out after ~34 ms per packet (LeRobot's Feetech bus: 50 ms); an
+    emulator thread in the same process (Python's default 5 ms GIL switch interval) on a loaded shared machine may
+    not answer that fast. Faster switching, and 1 s of latency allowance, here and in the CLIs the tests run (the
+    Feetech bus ignored the allowance until `serial_timeout_patches` replaced LeRobot's fixed 50 ms: its tests
+    failed now and then in the full suite on the 2-core CI machine)."""
+    for module, name, value in serial_timeout_patches(SERIAL_LATENCY_MS):
+        monkeypatch.setattr(module, name, value)
     monkeypatch.setenv("STAMO_TEST_SERIAL_LATENCY_MS", str(SERIAL_LATENCY_MS))
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)

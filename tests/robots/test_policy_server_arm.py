@@ -9,9 +9,9 @@ from concurrent import futures
 import grpc
 import pytest
 from arm_testing import fake_cameras, tiny_stamo_vla
-from servo_emulators import so_calibration
 
 from lerobot_stamo.robots import StamoSO100Config
+from lerobot_stamo.robots.emulation import so_calibration
 from lerobot_stamo.scripts.lerobot_stamo_policy_server import enable_plugin_policies
 
 

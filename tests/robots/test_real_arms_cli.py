@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import torch
 from arm_testing import (
     BIN,
     CAMERAS,
-    ROBOTS_DIR,
     TASK,
     assert_recorded_what_was_sent,
     robot_args,
@@ -28,7 +26,8 @@ from arm_testing import (
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.constants import ACTION
-from servo_emulators import (
+
+from lerobot_stamo.robots.emulation import (
     KOCH_LEADER_MODELS,
     KOCH_MODELS,
     DynamixelEmulator,
@@ -92,17 +91,15 @@ def test_recording_rollout_camera_stops_nothing_lost(arm, calibration_dir, plugi
 
 @pytest.mark.slow
 def test_record_with_so101_leader_then_label(arm, calibration_dir, plugin_path, tmp_path):
-    sys.path.insert(0, str(ROBOTS_DIR.parent / "policies"))
-    from stamo_testing import tiny_policy_fields
-
+    from lerobot_stamo.columns import state_key
     from lerobot_stamo.policies.stamo import StamoConfig, StamoPolicy
     from lerobot_stamo.policies.stamo.tiny import write_tiny_pretrained
+    from lerobot_stamo.stand_ins import tiny_policy_fields
     from lerobot_stamo.transforms.labelling import (
         LabelConfig,
         LabelDatasetArgs,
         LabelPolicyArgs,
         label_dataset,
-        state_key,
     )
 
     leader = FeetechEmulator.with_calibration(so_calibration())

@@ -10,8 +10,8 @@ import pytest
 from cli_helpers import cli, run_cli
 
 from lerobot_stamo.console import TORCHCODEC_HELP
+from lerobot_stamo.envs.recording import MARKER as RECORD_MARKER
 from lerobot_stamo.scripts import lerobot_stamo_demo as demo
-from lerobot_stamo.scripts.lerobot_stamo_sim_record import MARKER as RECORD_MARKER
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -66,7 +66,7 @@ def test_demo_records_draws_trains_interpolates_and_runs_stamo_vla(tmp_path):
     vla = out / "train_stamo_vla" / "checkpoints" / "last" / "pretrained_model"
     assert (vla / "model.safetensors").exists() and (vla / "config.json").exists()
     assert re.search(r"stamo_vla success on PickCube: [01]/1 \((0|100)%\) over 1 episode\.", proc.stdout)
-    assert "benchmarks/results/vla_success.md" in proc.stdout
+    assert "docs/results/report.md" in proc.stdout
     gif = out / "eval_stamo_vla" / "episode_0.gif"
     assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
     assert iio.improps(gif, index=None).shape[0] > 1  # an animation, not a still

@@ -11,9 +11,9 @@ import pytest
 from cli_helpers import cli, run_cli
 
 from lerobot_stamo.errors import StamoInputError
+from lerobot_stamo.paper.config import ARMS
 from lerobot_stamo.paper.ledger import ledger_dir, publish, read_partial, read_published, tree_digest
 from lerobot_stamo.paper.pipeline import (
-    ARMS,
     PIPELINE_STAGES,
     PREFIX_STAGES,
     adoptable_arms,
@@ -58,6 +58,9 @@ def numbers(value) -> list[float]:
 
 @pytest.mark.slow
 @pytest.mark.longest(minutes=7)  # on the 2-core CI machine
+@pytest.mark.timeout(
+    2400
+)  # its three pipeline runs allow 1800 s each: a loaded machine doubles the 8 minutes
 def test_quick_pipeline_writes_every_artifact_and_resumes(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     args = [cli("lerobot-stamo-paper"), *TINY, "--work_dir", str(work), "--results_dir", str(results)]
@@ -190,7 +193,7 @@ def test_bad_arguments_name_the_flag_and_the_fix(tmp_path):
         StamoInputError, match="--real_episodes=9 must be between 1 and the training episodes"
     ):
         parse_args(["--quick", "--real_episodes", "9", "--configs_dir", str(REPO / "configs")])
-    with pytest.raises(StamoInputError, match="run from the repository root or pass --configs_dir"):
+    with pytest.raises(StamoInputError, match="lacks stamo_tiny.json: pass a folder holding the presets"):
         parse_args(["--quick", "--configs_dir", str(tmp_path)])
 
 
@@ -381,3 +384,46 @@ def test_report_only_runs_nothing_and_a_second_run_is_refused(tmp_path):
     ):
         run_paper(parse_args([*TINY, "--work_dir", str(tmp_path)]))
     held.close()
+
+
+def test_pretrained_and_real_share_reach_the_commands_and_the_settings(tmp_path):
+    """`--pretrained` (stamo_cpu preset, EfficientNet trunk) and `--real_share` (robot episodes repeated) are in
+    the commands and in the settings, and a cache made without them is refused (and the reverse)."""
+    from lerobot_stamo.paper.stages import cotrain_data_stage, train_args
+
+    cfg = parse_args([*TINY, "--video_episodes", "2", "--pretrained", "--real_share", "0.5", "--work_dir",
+                      str(tmp_path / "pretrained")])  # fmt: skip
+    assert cfg.real_repeat == 2  # 1 real episode, 2 video episodes: the real one twice for half the frames
+    settings = settings_of(cfg)
+    assert (settings["pretrained"], settings["real_share"], settings["real_repeat"]) == (True, 0.5, 2)
+    plain = parse_args([*TINY, "--video_episodes", "2", "--work_dir", str(tmp_path / "pretrained")])
+    assert not {"pretrained", "real_share", "real_repeat"} & set(
+        settings_of(plain)
+    )  # published runs still match
+    check_settings(plain, tmp_path / "pretrained")
+    with pytest.raises(StamoInputError, match=r"--pretrained=True \(was: None\)"):
+        check_settings(cfg, tmp_path / "pretrained")
+
+    data = {"repo_id": "local/robot", "root": str(tmp_path / "robot")}
+    r = {
+        "record": {"robot": data},
+        "label": {"robot": data},
+        "stamo": {"checkpoint": str(tmp_path / "stamo")},
+    }
+    assert "--policy.vision=efficientnet_lite0" in train_args(cfg, "state", r, 0)
+    assert "--policy.vision=efficientnet_lite0" not in train_args(plain, "state", r, 0)
+    assert not any("vision" in arg for arg in train_args(cfg, "act", r, 0))
+
+    class FakeStage:  # what `lerobot-stamo-cotrain` would have written for these arguments
+        def call(self, script, config_cls, fn, args):
+            self.args = args
+            meta = Path(next(a for a in args if a.startswith("--output_dir=")).split("=", 1)[1]) / "meta"
+            meta.mkdir(parents=True)
+            (meta / "stamo_cotrain.json").write_text(
+                json.dumps({"robot": {"frames": 40}, "video": {"frames": 44}})
+            )
+
+    stage = FakeStage()
+    result = cotrain_data_stage(cfg, tmp_path / "run", {"robot": data, "video": data})(stage)
+    assert "--real_repeat=2" in stage.args
+    assert result["real_repeat"] == 2 and result["real_share"] == pytest.approx(40 / 84)

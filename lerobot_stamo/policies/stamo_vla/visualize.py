@@ -58,7 +58,7 @@ def write_future_strip(
             not longer than the horizon k.
     """
     config = policy.config
-    if policy.model.future_head is None or not config.stamo_path:
+    if policy.model.world_model_head is None or not config.stamo_path:
         raise ValueError(
             "write_future_strip decodes the world-model head's predictions: it needs a stamo_vla trained with "
             f"a world-model head (got `world_model_target={config.world_model_target}`) and "

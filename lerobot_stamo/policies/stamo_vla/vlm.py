@@ -226,6 +226,11 @@ class StamoVLATokenizerStep(TokenizerProcessorStep):
             return
         super().__post_init__()
 
+    def get_task(self, transition) -> list[str]:
+        from .tasks import checked_tasks
+
+        return checked_tasks(transition, self.task_key)
+
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"tokenizer_name": self.tokenizer_name, "from_saved_files": True}
 

@@ -3,8 +3,8 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION
 from torch import nn
 
+from lerobot_stamo.policies.stamo import load_stamo_config
 from lerobot_stamo.transforms import VALID_KEY, motion_key
-from lerobot_stamo.transforms.labelling import load_stamo_config
 
 from .configuration_motion_test import MotionTestConfig
 

@@ -1,6 +1,6 @@
 from lerobot.processor.factory import make_default_policy_processor_steps, make_policy_processor_pipelines
 
-from lerobot_stamo.transforms import StamoPseudoActionStep
+from lerobot_stamo.policies.stamo import StamoPseudoActionStep
 
 
 def make_motion_test_pre_post_processors(config, dataset_stats=None):

@@ -34,6 +34,7 @@ class ServoEmulator:
     def __init__(self, registers: dict[int, bytearray]):
         self.registers = registers
         self.fail_reads = False  # True: reads of Present_Position get no answer (a dead bus)
+        self.reply_delay = 0.0  # seconds before each answer (a slow adapter or a loaded machine)
         self.motion: Callable[[int, float], int] | None = None  # (id, seconds) -> raw position of a moved arm
         self.goal_writes: list[dict[int, int]] = []  # raw Goal_Position values, one dict per write packet
         self._t0 = time.monotonic()
@@ -99,6 +100,7 @@ class ServoEmulator:
             while (packet := self._parse(buffer)) is not None:
                 reply = self._handle(*packet)
                 if reply:
+                    time.sleep(self.reply_delay)
                     os.write(self._master, reply)
 
     def _parse(self, buffer: bytearray) -> tuple[int, int, bytes] | None:
@@ -258,6 +260,35 @@ class DynamixelEmulator(ServoEmulator):
             self._written(id_, addr, data)
             return self._status(id_, b"") if id_ != BROADCAST else b""
         return super()._handle(id_, instr, params)
+
+
+def serial_timeout_patches(ms: int) -> list[tuple[object, str, object]]:
+    """(module, name, value) that allow `ms` of latency per packet instead of a real USB adapter's: the Dynamixel
+    and Feetech SDKs time out after 2 x 16 ms of `LATENCY_TIMER` (+ transfer time), and LeRobot's Feetech bus
+    replaces that timeout by a fixed 50 ms (`feetech.patch_setPacketTimeout`, bound to each bus it builds). An
+    emulator on a pseudo-terminal of a loaded, shared test machine may not be scheduled that fast."""
+    import dynamixel_sdk.port_handler
+    import scservo_sdk.port_handler
+    from lerobot.motors.feetech import feetech
+
+    def feetech_packet_timeout(port_handler, packet_length):  # LeRobot's, with `ms` in place of 50 ms
+        port_handler.packet_start_time = port_handler.getCurrentTime()
+        transfer = port_handler.tx_time_per_byte * (packet_length + 3.0)
+        port_handler.packet_timeout = transfer + max(50.0, 2.0 * ms)
+
+    patches = [
+        (dynamixel_sdk.port_handler, "LATENCY_TIMER", ms),
+        (scservo_sdk.port_handler, "LATENCY_TIMER", ms),
+    ]
+    if hasattr(feetech, "patch_setPacketTimeout"):  # LeRobot 0.6.1 (without it: the SDK's timeout)
+        patches.append((feetech, "patch_setPacketTimeout", feetech_packet_timeout))
+    return patches
+
+
+def set_serial_latency(ms: int) -> None:
+    """Allow `ms` of latency per serial packet in this process (see `serial_timeout_patches`)."""
+    for module, name, value in serial_timeout_patches(ms):
+        setattr(module, name, value)
 
 
 def so_calibration() -> dict[str, dict[str, int]]:
