@@ -70,6 +70,19 @@ def test_features_match_golden_values():
         assert random(normalise(golden_image(64))).abs().max().item() < 1e-3
 
 
+def test_cpu_chunks_give_the_features_of_the_whole_batch():
+    """A frozen body runs `CPU_CHUNK` frames at a time on a CPU: the same features as one pass, in order."""
+    body = EfficientNetLite0().eval()
+    frames = normalise(torch.rand(5, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        chunked = body(frames)
+        whole = body.net.extract_features(frames)
+        one_by_one = torch.cat([body(frame[None]) for frame in frames])
+    assert efficientnet.CPU_CHUNK < len(frames)
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(chunked, one_by_one, atol=1e-4, rtol=1e-4)
+
+
 def test_bad_weights_source_is_explained():
     with pytest.raises(ValueError, match="pass `imagenet`"):
         EfficientNetLite0(weights="facebook/dinov2-with-registers-base")
