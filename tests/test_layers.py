@@ -1,6 +1,6 @@
 """The package's import layers: each module imports only from its own floor or the floors below, nothing
 imports a console script, the benchmarks never import the tests, and no two modules import each other
-(directly or around a loop), counting imports inside functions too.
+(directly or around a loop), counting imports inside functions too; and no library file grows past 800 lines.
 
 Floors, bottom to top (``lerobot_stamo/__init__.py`` registers everything and is outside them):
 
@@ -121,3 +121,16 @@ def test_no_import_cycles():
 def test_the_checks_see_imports():
     """The graph is not empty: a known import (the labeller opens a frozen stamo) is found."""
     assert "lerobot_stamo.policies.stamo" in graph()["lerobot_stamo.transforms.labelling"]
+
+
+MAX_LIBRARY_LINES = 800  # LeRobot's largest policy file is about 800 lines
+
+
+def test_no_library_file_over_800_lines():
+    """Each file one idea: a library module that outgrows this is split by idea, not left to grow."""
+    long = {
+        str(path.relative_to(REPO)): n
+        for path in sorted((REPO / PACKAGE).rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_LIBRARY_LINES
+    }
+    assert not long, f"split these by idea (over {MAX_LIBRARY_LINES} lines): {long}"
