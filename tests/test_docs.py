@@ -1,5 +1,6 @@
 """The front door stays true: links and anchors in the docs resolve, the README's commands are CI's, the
-version is one number, and the wheel a user installs carries its metadata, entry points and presets."""
+version is one number, and the wheel a user installs carries its metadata, entry points and presets and works
+outside the clone."""
 
 import email
 import re
@@ -153,3 +154,50 @@ def test_wheel_has_the_metadata_entry_points_and_package_data(tmp_path):
     presets = {p.name for p in (REPO / "lerobot_stamo" / "configs").glob("*.json")}
     assert presets and {f"lerobot_stamo/configs/{name}" for name in presets} <= names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "docs/"))]
+
+
+@pytest.mark.slow
+def test_the_wheel_works_outside_the_clone(tmp_path):
+    """The built wheel, pip-installed into a fresh virtual environment, from a folder with no clone: the plug-in
+    and its presets come from the installed package, every console script answers `--help`, and LeRobot's
+    own `lerobot-train` knows `--policy.type=stamo_vla`. The fresh environment reuses this one's dependencies
+    (a `.pth` line: no download), so only the wheel's own files are new."""
+    import site
+    import sysconfig
+
+    wheel = build_wheel(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    # The dependencies, after the fresh site-packages (a plain path line: the editable install's own .pth
+    # files, which point at the clone, are not run).
+    deps = site.getsitepackages() if hasattr(site, "getsitepackages") else [sysconfig.get_paths()["purelib"]]
+    (Path(purelib) / "_project_deps.pth").write_text("\n".join(deps) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                    "--no-index", str(wheel)], check=True, capture_output=True, timeout=300)  # fmt: skip
+
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl",
+           "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    where = subprocess.run(
+        [python, "-c", "import lerobot_stamo, lerobot_stamo.paths as p; print(lerobot_stamo.__file__); "
+         "print(sorted(x.name for x in p.PRESETS_DIR.glob('*.json')))"],
+        cwd=away, env=env, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert where[0].startswith(purelib), f"lerobot_stamo imported from {where[0]}, not the installed wheel"
+    assert "'stamo_cpu.json'" in where[1] and "'stamo_tiny.json'" in where[1]
+
+    commands = [[venv / "bin" / name, "--help"] for name in PYPROJECT["project"]["scripts"]]
+    commands.append([python, "-m", "lerobot.scripts.lerobot_train", "--policy.type=stamo_vla", "--help"])
+    procs = [subprocess.Popen(c, cwd=away, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for c in commands]  # fmt: skip
+    for command, proc in zip(commands, procs, strict=True):
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{command[0].name} --help failed:\n{out[-3000:]}"
+        assert "usage" in out.lower(), f"{command[0].name} --help printed no usage:\n{out[-2000:]}"
+    assert "--policy.world_model_target" in out  # the stamo_vla options, through LeRobot's own command
