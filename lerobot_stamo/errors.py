@@ -272,6 +272,26 @@ def check_finite_fields(config: Any) -> None:
             )
 
 
+class NonFiniteLossError(StamoError, FloatingPointError):
+    """Training diverged: the loss is NaN or inf (raised before the optimizer step, so nothing bad is saved)."""
+
+
+def check_finite_loss(policy: str, step: int, info: dict[str, float], fix: str) -> None:
+    """Stops training the first time the loss is NaN or inf, naming the step and every loss term.
+
+    Raises:
+        NonFiniteLossError: With the terms and the fix (the batch's own values were checked already).
+    """
+    if math.isfinite(info["loss"]):
+        return
+    terms = ", ".join(f"{k}={v:.4g}" for k, v in info.items() if k != "real_frames")
+    raise NonFiniteLossError(
+        f"{policy}: the training loss is not finite at training step {step} of this run ({terms}), so training "
+        "stopped before this step's update and before saving a checkpoint from it. The batch's inputs are "
+        f"finite, so training diverged: {fix}, or resume from the last good checkpoint."
+    )
+
+
 def install() -> None:
     """Installs the excepthook (idempotent; `activate` calls it)."""
     if getattr(sys.excepthook, "__name__", "") == "_stamo_excepthook":

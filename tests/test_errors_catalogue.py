@@ -407,6 +407,12 @@ CASES = [
          "but the dataset has no `action` feature", "video-only dataset (no actions) for an actor"),
     Case("train-vla-unlabelled-dataset", "lerobot-train", TRAIN + " --policy.type=stamo_vla" + RUN,
          "lerobot-stamo-label", "world-model head on a dataset without StaMo labels and no stamo_path"),
+    Case("train-vla-diverges", "lerobot-train",
+         TRAIN + " --policy.type=stamo_vla --policy.world_model_target=none --policy.dim_model=32 --policy.n_heads=4"
+         " --policy.n_layers=1 --policy.dim_feedforward=64 --policy.optimizer_lr=1e30 --steps=4 --save_freq=2"
+         " --batch_size=4 --num_workers=0" + RUN,
+         "or resume from the last good checkpoint", "training diverges (finite inputs, a NaN loss): stopped at the "
+         "first non-finite loss, before saving"),
     # lerobot-train: stamo_vla values
     Case("train-vla-lambda-latent-inf", "lerobot-train", TRAIN + " --policy.type=stamo_vla --policy.lambda_latent=inf",
          "`lambda_latent` must be finite, got inf", "infinite co-training weight"),

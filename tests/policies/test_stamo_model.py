@@ -29,6 +29,18 @@ def test_forward_shapes_and_logged_values(policy, square_batch):
     assert per_sample.shape == (4,)  # averaged over the two cameras
 
 
+def test_training_stops_at_the_first_non_finite_loss(policy, square_batch):
+    from lerobot_stamo.errors import NonFiniteLossError
+
+    policy.train()
+    with torch.no_grad():
+        next(policy.model.compressor.parameters()).fill_(float("inf"))
+    with pytest.raises(
+        NonFiniteLossError, match=r"stamo: the training loss is not finite at training step 1 "
+    ):
+        policy.forward(square_batch)
+
+
 def test_forward_does_not_mutate_batch(policy, square_batch):
     before = {k: v.clone() for k, v in square_batch.items()}
     policy.train()

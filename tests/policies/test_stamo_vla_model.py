@@ -271,6 +271,22 @@ def test_error_nan_in_batch():
         policy.forward(batch)
 
 
+def test_training_stops_at_the_first_non_finite_loss():
+    """A diverged model (finite inputs, NaN weights) stops training at once, naming the step and the terms."""
+    from lerobot_stamo.errors import NonFiniteLossError
+
+    policy = make_policy()
+    policy.train()
+    policy.forward(raw_batch())  # step 1: finite
+    with torch.no_grad():
+        policy.model.action_head.out[1].weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"not finite at training step 2 .*action_loss=nan") as err:
+        policy.forward(raw_batch())
+    assert str(err.value).endswith("or resume from the last good checkpoint.")
+    policy.eval()
+    policy.forward(raw_batch())  # evaluation reports a NaN loss but does not stop anything
+
+
 def test_error_checkpoint_of_another_policy(tmp_path: Path):
     from lerobot.policies.act.configuration_act import ACTConfig
 

@@ -29,6 +29,7 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel
 
+from lerobot_stamo.errors import check_finite_loss
 from lerobot_stamo.policies.pretrained import HubCompatMixin, StrictLoadingMixin, render_model_card
 
 from .compressor import StamoCompressor
@@ -359,6 +360,9 @@ class StamoPolicy(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy):
         for i in range(nb):
             mask = bucket == i
             info[f"loss_t{i}"] = per_sample[mask].mean().item() if mask.any() else info["loss"]
+        if self.training:
+            self._train_forwards = getattr(self, "_train_forwards", 0) + 1
+            check_finite_loss("stamo", self._train_forwards, info, "lower --policy.optimizer_lr")
         if reduction == "none":
             n_cams = len(self.config.camera_keys)
             return per_sample.view(n_cams, -1).mean(dim=0), info

@@ -34,7 +34,7 @@ from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LAN
 from torch import Tensor, nn
 
 from lerobot_stamo.columns import ACTION_VALID_KEY, STATE_PREFIX
-from lerobot_stamo.errors import MissingInputError
+from lerobot_stamo.errors import MissingInputError, check_finite_loss
 from lerobot_stamo.policies.pretrained import HubCompatMixin, StrictLoadingMixin, render_model_card
 
 from .compact import CompactTrunk
@@ -384,6 +384,10 @@ class StamoVLAPolicy(WorldModelTargets, StrictLoadingMixin, HubCompatMixin, PreT
             }
         loss = per_sample.mean()
         info["loss"] = loss.item()
+        if self.training:
+            self._train_forwards = getattr(self, "_train_forwards", 0) + 1
+            fix = "lower --policy.optimizer_lr or the loss weights (--policy.lambda_future, --policy.lambda_latent)"
+            check_finite_loss("stamo_vla", self._train_forwards, info, fix)
         if reduction == "none":
             return per_sample, info
         return loss, info
