@@ -60,6 +60,7 @@ def test_examples_run_end_to_end_at_tiny_sizes(tmp_path):
         "OUT": str(tmp_path / "out"),
         "CONFIGS": str(REPO / "lerobot_stamo" / "configs"),  # saves a `python -c` start per script
         "HF_LEROBOT_HOME": str(tmp_path / "hf"),
+        "OMP_NUM_THREADS": "1",  # one thread per command, beside the other test worker (no oversubscription)
     }
     out = tmp_path / "out"
     # The numbered recipes chain: a stamo, labelled video, stamo_vla, co-training.

@@ -267,6 +267,7 @@ class StamoPolicy(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy):
         config.validate_features()
         self.config = config
         self.model = StamoAutoencoder(config, from_checkpoint)
+        self._train_forwards = 0  # training forward passes in this process (a non-finite loss names it)
         self._reconstruction_images: Tensor | None = None
         self._reconstruction_source: str | None = None  # "training" or "held-out" frames
         self._feature_cache = None  # loaded at the first training step when `config.feature_cache` is set
@@ -361,7 +362,7 @@ class StamoPolicy(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy):
             mask = bucket == i
             info[f"loss_t{i}"] = per_sample[mask].mean().item() if mask.any() else info["loss"]
         if self.training:
-            self._train_forwards = getattr(self, "_train_forwards", 0) + 1
+            self._train_forwards += 1
             check_finite_loss("stamo", self._train_forwards, info, "lower --policy.optimizer_lr")
         if reduction == "none":
             n_cams = len(self.config.camera_keys)

@@ -167,6 +167,7 @@ class StamoVLAPolicy(WorldModelTargets, StrictLoadingMixin, HubCompatMixin, PreT
         encoder = self.stamo_policy() if config.vision == "stamo" and config.backbone == "compact" else None
         latent_dim = len(self.latent_cameras) * self._n_tokens(self.latent_cameras)
         self.model = StamoVLA(config, target_dim, encoder, latent_dim)
+        self._train_forwards = 0  # training forward passes in this process (a non-finite loss names it)
         if dataset_stats:
             self._init_target_stats(dataset_stats)
         self.reset()
@@ -385,7 +386,7 @@ class StamoVLAPolicy(WorldModelTargets, StrictLoadingMixin, HubCompatMixin, PreT
         loss = per_sample.mean()
         info["loss"] = loss.item()
         if self.training:
-            self._train_forwards = getattr(self, "_train_forwards", 0) + 1
+            self._train_forwards += 1
             fix = "lower --policy.optimizer_lr or the loss weights (--policy.lambda_future, --policy.lambda_latent)"
             check_finite_loss("stamo_vla", self._train_forwards, info, fix)
         if reduction == "none":
