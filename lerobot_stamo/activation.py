@@ -84,6 +84,22 @@ def uses_stamo(argv: list[str]) -> bool:
     return False
 
 
+def env_evaluated_by_train(argv: list[str]) -> str | None:
+    """The env type a `lerobot-train` command line `argv` evaluates its policy in every `--env_eval_freq` steps
+    (`--env.type`, or the `env` of its `--config_path` file), or None (another command, no env, or 0)."""
+    if not argv or "lerobot_train" not in Path(argv[0]).name.replace("-", "_"):
+        return None
+    flags, saved = _flags(argv[1:]), {}
+    for file in _config_files(flags["config_path"]) if "config_path" in flags else ():
+        try:
+            saved = json.loads(file.read_text())
+        except (OSError, ValueError):
+            continue
+    env = flags.get("env.type") or ((saved.get("env") or {}).get("type") if isinstance(saved, dict) else None)
+    freq = flags.get("env_eval_freq", saved.get("env_eval_freq", 1) if isinstance(saved, dict) else 1)
+    return env if env and str(freq) != "0" else None
+
+
 def activate_if_used(argv: list[str] | None = None) -> None:
     """`activate()` when `argv` (default `sys.argv`) uses the plug-in (called when the plug-in is imported)."""
     if uses_stamo(sys.argv if argv is None else argv):

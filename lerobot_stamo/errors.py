@@ -28,6 +28,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterator
@@ -51,6 +52,10 @@ class ConfigArgumentError(StamoError):
 
 class StamoInputError(StamoError, OSError):
     """An input file or folder is missing, is not what it should be, or is damaged."""
+
+
+class ArmPortError(StamoError, ConnectionError):
+    """A robot's or teleoperator's serial port that does not exist or does not answer."""
 
 
 class MissingInputError(StamoError, KeyError):
@@ -143,6 +148,42 @@ def _missing_processors(exc: BaseException) -> StamoInputError | None:
     )
 
 
+ARM_ROLES = {"robot": "follower arm", "teleop": "leader arm"}
+
+
+def check_port(port: str, part: str) -> None:
+    """Refuses a device path (`/dev/...`) that does not exist, naming the arm (`part`: robot or teleop) and
+    its flag: an arm built before another one connects would otherwise fail only on the other one's port."""
+    if str(port).startswith("/dev/") and not Path(port).exists():
+        raise ArmPortError(
+            f"The {ARM_ROLES[part]}'s port --{part}.port={port} does not exist: plug the arm in and power it, "
+            f"then find its port with `lerobot-find-port` and pass it as --{part}.port=<port>."
+        )
+
+
+def _unreachable_port(exc: BaseException, argv: list[str]) -> ArmPortError | None:
+    """LeRobot's "Could not connect on port 'X'" with the arm whose port X is (from the command line, or its
+    --config_path file) named, so that a user who changed the follower's port sees that the leader's failed."""
+    match = re.search(r"Could not connect on port '([^']*)'", str(exc))
+    if match is None:
+        return None
+    flags, saved = _flags(argv), {}
+    if "config_path" in flags:
+        try:
+            saved = json.loads(Path(flags["config_path"]).read_text())
+        except (OSError, ValueError):
+            pass
+    for part, role in ARM_ROLES.items():
+        base = saved.get(part) if isinstance(saved, dict) and isinstance(saved.get(part), dict) else {}
+        port, kind = flags.get(f"{part}.port", base.get("port")), flags.get(f"{part}.type", base.get("type"))
+        if port == match.group(1):
+            return ArmPortError(
+                f"Could not connect to the {role}{f' ({kind})' if kind else ''} on --{part}.port={port}: check "
+                "that it is plugged in and powered, and that this is its port (`lerobot-find-port` lists them)."
+            )
+    return None
+
+
 def explain(exc: BaseException, argv: list[str] | None = None) -> BaseException | None:
     """The user error to show as the last line for an uncaught `exc`, or None for a genuine bug.
 
@@ -157,6 +198,14 @@ def explain(exc: BaseException, argv: list[str] | None = None) -> BaseException 
     for err in chain:
         if isinstance(err, StamoError):
             return err
+    for err in chain:
+        found = (
+            _unreachable_port(err, sys.argv[1:] if argv is None else argv)
+            if isinstance(err, ConnectionError)
+            else None
+        )
+        if found is not None:
+            return found
     for err in chain:
         if type(err).__name__ == "ProcessorMigrationError":
             found = _missing_processors(err)
@@ -274,6 +323,15 @@ def check_finite_fields(config: Any) -> None:
 
 class NonFiniteLossError(StamoError, FloatingPointError):
     """Training diverged: the loss is NaN or inf (raised before the optimizer step, so nothing bad is saved)."""
+
+
+def frame_range_hint(lo: float, hi: float) -> str:
+    """What float frames out of [0, 1] (their range `lo`..`hi`) most likely are, and the fix; "" if unclear."""
+    if lo >= -1e-3 and 1.5 < hi <= 255 + 1e-3:
+        return " They look like 0-255 values: divide by 255."
+    if lo < -0.1:
+        return " They look normalised (negative values): give the frames in [0, 1], before any mean/std normalisation."
+    return ""
 
 
 def check_finite_loss(policy: str, step: int, info: dict[str, float], fix: str) -> None:

@@ -15,6 +15,22 @@ from lerobot_stamo.console import TORCHCODEC_HELP
 CONFIGS = Path(__file__).resolve().parents[1] / "lerobot_stamo" / "configs"
 
 
+def test_env_evaluated_by_train(tmp_path):
+    saved = tmp_path / "train_config.json"
+    saved.write_text(json.dumps({"env": {"type": "pusht"}, "env_eval_freq": 100}))
+    train = "/venv/bin/lerobot-train"
+    assert activation.env_evaluated_by_train([train, "--env.type=stamo_so101"]) == "stamo_so101"
+    assert (
+        activation.env_evaluated_by_train(
+            ["/venv/lib/lerobot/scripts/lerobot_train.py", f"--config_path={saved}"]
+        )
+        == "pusht"
+    )
+    assert activation.env_evaluated_by_train([train, f"--config_path={saved}", "--env_eval_freq=0"]) is None
+    assert activation.env_evaluated_by_train([train, "--policy.type=stamo"]) is None
+    assert activation.env_evaluated_by_train(["lerobot-eval", "--env.type=stamo_so101"]) is None
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -32,6 +32,8 @@ from typing import Any
 
 from lerobot.robots.utils import ensure_safe_goal_position
 
+from lerobot_stamo.errors import check_port
+
 from .timing import ControlTiming
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class StamoArmMixin:
     """Safety layer over a LeRobot follower with a `bus`, `cameras` and a config deriving from `StamoArmConfig`."""
 
     def __init__(self, config):
+        check_port(config.port, "robot")
         super().__init__(config)
         self.joint_limits: dict[str, tuple[float, float]] = {}
         self.fault: str | None = None

@@ -6,6 +6,8 @@ from lerobot.robots.koch_follower import KochFollower
 from lerobot.robots.so_follower import SOFollower
 from lerobot.teleoperators.koch_leader import KochLeader
 
+from lerobot_stamo.errors import check_port
+
 from .config_stamo_arms import StamoKochConfig, StamoKochLeaderConfig, StamoSO100Config
 from .safety import StamoArmMixin
 
@@ -33,6 +35,7 @@ class StamoKochLeader(KochLeader):
     name = KochLeader.name
 
     def __init__(self, config: StamoKochLeaderConfig):
+        check_port(config.port, "teleop")
         super().__init__(config)
         for motor_name, motor in self.bus.motors.items():
             if motor_name != "gripper":

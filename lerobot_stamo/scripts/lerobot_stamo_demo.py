@@ -172,7 +172,8 @@ def label_and_probe(cfg: DemoConfig, checkpoint: Path, robot: tuple[str, Path], 
     """Pseudo-action labels for the video dataset, then the linear probe on the robot dataset."""
     out = Path(cfg.output_dir)
     labelled = out / "data" / "so101_pickplace_video_stamo"
-    loop.run(loop.label(checkpoint, _data(*video), horizon=1, output_dir=labelled))
+    # The horizon of the robot labels (step 5): the two labelled datasets co-train (`lerobot-stamo-cotrain`).
+    loop.run(loop.label(checkpoint, _data(*video), horizon=cfg.vla_horizon, output_dir=labelled))
     loop.run(loop.probe(checkpoint, _data(*robot), out / "probe"))
     return {"labelled_video_dataset": labelled, "probe": out / "probe" / "probe.md"}
 

@@ -6,7 +6,7 @@ a 6-d state and action). What other files already check is not repeated here: bi
 given stats, `forward` not mutating the batch of an encoder, golden outputs (test_*_golden).
 """
 
-import typing
+import inspect
 from copy import deepcopy
 
 import pytest
@@ -72,7 +72,8 @@ def test_policy_and_config_classes(name, policy_cls):
     assert get_policy_class(name) is policy_cls and policy_cls.name == name
     config = make_policy_config(name)
     assert isinstance(config, policy_cls.config_class) and config.type == name
-    assert issubclass(type(config), typing.get_type_hints(policy_cls.__init__)["config"])
+    # As LeRobot's test reads it: the annotation itself, not a string to evaluate (no `from __future__`).
+    assert issubclass(type(config), inspect.signature(policy_cls.__init__).parameters["config"].annotation)
 
 
 def test_stamo_from_dataset_metadata_trains(meta, tiny_pretrained):

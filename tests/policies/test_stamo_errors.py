@@ -34,6 +34,10 @@ def test_bad_dtype_and_range():
         prepare_images(torch.zeros(1, 3, 8, 8, dtype=torch.int64), 8)
     with pytest.raises(ValueError, match="divide by 255"):
         prepare_images(torch.full((1, 3, 8, 8), 200.0), 8)
+    normalised = torch.linspace(-4.5, 5.2, 3 * 64).view(1, 3, 8, 8)  # ImageNet mean/std: no "divide by 255"
+    with pytest.raises(ValueError, match=r"\[-4.500, 5.200\]\. They look normalised") as error:
+        prepare_images(normalised, 8)
+    assert "255" not in str(error.value)
 
 
 def test_no_image_features(tiny_pretrained):

@@ -149,7 +149,7 @@ def test_train_with_encoder_targets_and_stamo_vision(sim_dataset, stamo_ckpt, tm
     )
     pretrained = out / "checkpoints" / "last" / "pretrained_model"
     config = json.loads((pretrained / "config.json").read_text())
-    assert config["stamo_path"] == str(stamo_ckpt)
+    assert config["stamo_path"] == str(stamo_ckpt) and config["world_model_target"] == "state"  # auto: on
     # The online targets' columns are recorded: the checkpoint loads without the stamo checkpoint.
     assert set(config["target_features"]) == {f"observation.stamo_{c}.{cam}" for c in ("state", "motion")
                                               for cam in ("front", "wrist")}  # fmt: skip
@@ -168,12 +168,16 @@ def test_train_with_encoder_targets_and_stamo_vision(sim_dataset, stamo_ckpt, tm
 
 @pytest.mark.slow
 def test_train_tiny_vlm(sim_dataset, tmp_path):
+    """On a dataset without StaMo labels and no stamo_path, the default world model (`auto`) is off, said once."""
     repo_id, root = sim_dataset
     vlm = write_tiny_smolvlm(tmp_path / "tiny_smolvlm")
     out = tmp_path / "vlm"
-    run_cli(train_args(repo_id, root, out, 2, "--policy.backbone=vlm", f"--policy.vlm_path={vlm}",
-                       "--policy.vlm_dtype=float32", "--policy.vlm_num_layers=null", "--policy.world_model_target=none"))  # fmt: skip
+    proc = run_cli(train_args(repo_id, root, out, 2, "--policy.backbone=vlm", f"--policy.vlm_path={vlm}",
+                              "--policy.vlm_dtype=float32", "--policy.vlm_num_layers=null"))  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert log.count("the world-model head is off") == 1 and "--policy.stamo_path=<stamo checkpoint>" in log
     pretrained = out / "checkpoints" / "last" / "pretrained_model"
+    assert json.loads((pretrained / "config.json").read_text())["world_model_target"] == "none"
     pre = json.loads((pretrained / "policy_preprocessor.json").read_text())
     tok = next(s for s in pre["steps"] if s.get("registry_name") == "stamo_vla_tokenizer")
     assert tok["config"]["tokenizer_name"] == str(vlm)

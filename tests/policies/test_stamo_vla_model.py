@@ -248,8 +248,13 @@ def test_any_number_of_cameras():
 
 # ------------------------------------------------------------------------------------------- clear errors
 def test_error_world_model_without_targets():
+    """Asked for (`state`), a world model without targets is refused; by default (`auto`) it is turned off."""
     with pytest.raises(ValueError, match="lerobot-stamo-label"):
-        StamoVLAPolicy(tiny_config(labelled=False))
+        StamoVLAPolicy(tiny_config(labelled=False, world_model_target="state"))
+    policy = StamoVLAPolicy(tiny_config(labelled=False, world_model_target="auto"))
+    assert policy.config.world_model_target == "none" and policy.model.world_model_head is None
+    labelled = StamoVLAPolicy(tiny_config(world_model_target="auto"))
+    assert labelled.config.world_model_target == "state" and labelled.model.world_model_head is not None
 
 
 def test_error_missing_camera_and_wrong_state_at_inference():
@@ -375,6 +380,9 @@ def test_uint8_frames_are_scaled_like_training_frames():
         policy.predict_action_chunk(as_uint8 | {CAMS[0]: frames[CAMS[0]][None]})
     with pytest.raises(ValueError, match="look like 0-255 values"):
         policy.predict_action_chunk(as_uint8 | {CAMS[0]: frames[CAMS[0]][None].float()})
+    with pytest.raises(ValueError, match="look normalised") as error:
+        policy.predict_action_chunk(as_uint8 | {CAMS[0]: (frames[CAMS[0]][None].float() / 255 - 0.45) / 0.1})
+    assert "255" not in str(error.value)
 
 
 def test_wrong_state_size_is_refused_before_the_normaliser():

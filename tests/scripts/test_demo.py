@@ -63,6 +63,11 @@ def test_demo_records_draws_trains_interpolates_and_runs_stamo_vla(tmp_path):
 
     # stamo_vla: the labelled robot dataset, the checkpoint, the success line, the GIF and predicted futures.
     assert (out / "data" / "so101_pickcube_stamo" / "meta" / "stamo_labels.json").exists()
+    # The two labelled datasets share a horizon: they co-train as they are.
+    cotrain = tmp_path / "cotrain"
+    run_cli([cli("lerobot-stamo-cotrain"), f"--robot_root={out / 'data' / 'so101_pickcube_stamo'}",
+             f"--video_root={labelled}", f"--output_dir={cotrain}"], cwd=tmp_path)  # fmt: skip
+    assert (cotrain / "meta" / "info.json").exists()
     vla = out / "train_stamo_vla" / "checkpoints" / "last" / "pretrained_model"
     assert (vla / "model.safetensors").exists() and (vla / "config.json").exists()
     assert re.search(r"stamo_vla success on PickCube: [01]/1 \((0|100)%\) over 1 episode\.", proc.stdout)

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
+from lerobot_stamo.errors import frame_range_hint
+
 
 def on_device(images: Any, device: torch.device | str) -> Any:
     """Camera frames moved to `device`: a numpy array (as OpenCV / imageio read it) becomes a tensor; anything
@@ -58,9 +60,8 @@ def prepare_images(images: Tensor, size: int | tuple[int, int] | None, key: str 
             )
         lo, hi = images.min().item(), images.max().item()
         if lo < -1e-3 or hi > 1 + 1e-3:
-            hint = " They look like 0-255 values: divide by 255." if hi > 1.5 else ""
             raise ValueError(
-                f"`{key}` float pixels must lie in [0, 1], got range [{lo:.3f}, {hi:.3f}].{hint}"
+                f"`{key}` float pixels must lie in [0, 1], got range [{lo:.3f}, {hi:.3f}].{frame_range_hint(lo, hi)}"
             )
     else:
         raise TypeError(f"`{key}` must be uint8 in [0, 255] or float in [0, 1], got dtype {images.dtype}.")

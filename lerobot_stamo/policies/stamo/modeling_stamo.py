@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from numbers import Integral
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -29,6 +30,7 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel
 
+from lerobot_stamo.activation import env_evaluated_by_train
 from lerobot_stamo.errors import check_finite_loss
 from lerobot_stamo.policies.pretrained import HubCompatMixin, StrictLoadingMixin, render_model_card
 
@@ -245,6 +247,13 @@ class StamoAutoencoder(nn.Module):
         return self.decoder.loss(z0, states)
 
 
+NOT_AN_ACTOR = (
+    "`stamo` is a state encoder (StaMo's diffusion autoencoder), not an actor: it has no actions to predict. "
+    "Train an actor on its states with `--policy.type=stamo_vla`, or use its latent motion (`policy.motion(...)`, "
+    "`lerobot-stamo-label`, `lerobot-stamo-interpolate`)."
+)
+
+
 class StamoPolicy(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy):
     """StaMo state encoder/decoder as a LeRobot policy (trained by `lerobot-train`, not an actor).
 
@@ -265,6 +274,12 @@ class StamoPolicy(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy):
             )
         super().__init__(config)
         config.validate_features()
+        env = env_evaluated_by_train(sys.argv) if kwargs.get("dataset_meta") is not None else None
+        if env:  # refused now rather than at the first evaluation, after that step's training and checkpoint
+            raise ValueError(
+                f"lerobot-train would evaluate this policy in --env.type={env} every --env_eval_freq steps, but "
+                f"{NOT_AN_ACTOR} To train the encoder, drop --env.type (or pass --env_eval_freq=0)."
+            )
         self.config = config
         self.model = StamoAutoencoder(config, from_checkpoint)
         self._train_forwards = 0  # training forward passes in this process (a non-finite loss names it)
@@ -370,11 +385,7 @@ class StamoPolicy(StrictLoadingMixin, HubCompatMixin, PreTrainedPolicy):
         return loss, info
 
     def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
-        raise NotImplementedError(
-            "`stamo` is a state encoder (StaMo's diffusion autoencoder), not an actor: it has no actions to "
-            "predict. Train an actor on its states with `--policy.type=stamo_vla`, or use its latent motion "
-            "(`policy.motion(...)`, `lerobot-stamo-label`, `lerobot-stamo-interpolate`)."
-        )
+        raise NotImplementedError(NOT_AN_ACTOR)
 
     def select_action(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
         return self.predict_action_chunk(batch)

@@ -1,5 +1,6 @@
 """Configuration of the `stamo_vla` policy: a chunked actor with StaMo's world-model head."""
 
+import logging
 from dataclasses import dataclass, field
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
@@ -12,9 +13,11 @@ from lerobot_stamo.errors import check_finite_fields, explain_config_errors
 
 BACKBONES = ("compact", "vlm")
 VISIONS = ("resnet18", "efficientnet_lite0", "stamo")
-WORLD_MODEL_TARGETS = ("state", "motion", "none")
+WORLD_MODEL_TARGETS = ("auto", "state", "motion", "none")
 DTYPES = ("float32", "bfloat16", "float16")
 TARGET_SOURCES = ("auto", "labels", "encoder")
+
+logger = logging.getLogger(__name__)
 
 
 @PreTrainedConfig.register_subclass("stamo_vla")
@@ -48,7 +51,8 @@ class StamoVLAConfig(PreTrainedConfig):
             `compact` trunk's `efficientnet_lite0` (the `resnet18` is always trained).
         action_head_layers: Residual MLP blocks of the action head.
         world_model_target: `state` predicts s(t+k), `motion` predicts s(t+k) - s(t), `none` disables the
-            world-model head (the baseline).
+            world-model head (the baseline). `auto` (default): `state` when the dataset has StaMo columns
+            or `stamo_path` is set, otherwise `none`, said in one line at start (`validate_features`).
         future_horizon: k. None means the labelled dataset's horizon (`lerobot-stamo-label --horizon`), or 1
             when targets are computed online from `stamo_path`.
         lambda_action / lambda_future: Loss weights (equal in the paper).
@@ -112,7 +116,7 @@ class StamoVLAConfig(PreTrainedConfig):
 
     # Heads.
     action_head_layers: int = 2
-    world_model_target: str = "state"
+    world_model_target: str = "auto"
     future_horizon: int | None = None
     world_model_hidden_dim: int = 512
     lambda_action: float = 1.0
@@ -217,6 +221,21 @@ class StamoVLAConfig(PreTrainedConfig):
             num_decay_steps=self.scheduler_decay_steps,
         )
 
+    def _resolve_auto_world_model(self) -> None:
+        """`world_model_target=auto`: `state` when there are targets (StaMo columns, or `stamo_path` to encode
+        frames), else `none`: any LeRobot dataset trains, and the saved config says which head was trained."""
+        from lerobot_stamo.columns import STATE_PREFIX
+
+        if self.stamo_path or any(k.startswith(STATE_PREFIX) for k in self.target_features):
+            self.world_model_target = "state"
+            return
+        self.world_model_target = "none"
+        logger.info(
+            "stamo_vla: the world-model head is off (the dataset has no StaMo columns and no --policy.stamo_path "
+            "is set). Turn it on with --policy.stamo_path=<stamo checkpoint>, or train on a dataset labelled by "
+            "lerobot-stamo-label."
+        )
+
     @property
     def targets_from_encoder(self) -> bool:
         """World-model targets computed in the preprocessor from frames t and t+k, not read from labels."""
@@ -298,3 +317,5 @@ class StamoVLAConfig(PreTrainedConfig):
         for key, ft in features.items():
             if ft.type not in (FeatureType.VISUAL, FeatureType.STATE, FeatureType.ENV, FeatureType.LANGUAGE):
                 raise ValueError(f"Input feature {key!r} has unsupported type {ft.type}.")
+        if self.world_model_target == "auto":
+            self._resolve_auto_world_model()

@@ -19,8 +19,6 @@ head learns the latent motion of every frame; on video frames the placeholder jo
 real frames' mean (0 after normalisation). Inference runs neither head.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 from collections import deque
@@ -34,7 +32,7 @@ from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LAN
 from torch import Tensor, nn
 
 from lerobot_stamo.columns import ACTION_VALID_KEY, STATE_PREFIX
-from lerobot_stamo.errors import MissingInputError, check_finite_loss
+from lerobot_stamo.errors import MissingInputError, check_finite_loss, frame_range_hint
 from lerobot_stamo.policies.pretrained import HubCompatMixin, StrictLoadingMixin, render_model_card
 
 from .compact import CompactTrunk
@@ -256,10 +254,11 @@ class StamoVLAPolicy(WorldModelTargets, StrictLoadingMixin, HubCompatMixin, PreT
                     "`select_action`."
                 )
             if not training and frames.numel() and frames.amax() > 1 + 1e-3:
+                lo, hi = frames.amin().item(), frames.amax().item()
                 raise ValueError(
-                    f"`{key}` has pixel values up to {frames.amax().item():.1f}, but the policy reads frames in "
-                    "[0, 1]: they look like 0-255 values. Run the observation through the policy's preprocessor "
-                    "(it scales uint8 frames), or divide by 255."
+                    f"`{key}` has pixel values in [{lo:.1f}, {hi:.1f}], but the policy reads frames in [0, 1]. Run "
+                    "the observation through the policy's preprocessor (it scales uint8 frames)."
+                    + frame_range_hint(lo, hi)
                 )
         for key in [*c.camera_keys, OBS_STATE, ACTION] if training else [OBS_STATE]:
             value = batch.get(key)

@@ -234,6 +234,11 @@ class StamoVLATokenizerStep(TokenizerProcessorStep):
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"tokenizer_name": self.tokenizer_name, "from_saved_files": True}
 
+    def save_artifacts(self, save_directory: Any) -> dict[str, str]:
+        """None: the state holds the tokenizer. (LeRobot after 0.6.1 would also save it to `tokenizer/` and
+        point `tokenizer_name` there; this keeps one copy and the same files under every release.)"""
+        return {}
+
     def state_dict(self) -> dict[str, Tensor]:
         if self.input_tokenizer is None:
             raise RuntimeError(
