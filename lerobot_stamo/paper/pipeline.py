@@ -55,6 +55,7 @@ from .ledger import (
     read_cost,
     read_partial,
     read_published,
+    relative_to_cwd,
     settings_differences,
     write_json,
 )
@@ -348,5 +349,6 @@ def run_paper(cfg: PaperConfig) -> dict[str, Any]:
         "cost": cost,
         "missing": [f"{task}_s{seed}" for task, seed in missing],
         "in_part": in_part,
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        # Paths as given, or relative to this folder: not this machine's absolute ones.
+        "config": {k: relative_to_cwd(str(v)) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }

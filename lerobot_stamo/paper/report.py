@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import shutil
+import statistics
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -134,6 +135,34 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             "label_frames_per_s": _stats([r["label"]["frames_per_s"] for r in runs]),
         }
     return out
+
+
+def time_spent(result: dict[str, Any]) -> dict[str, Any]:
+    """Where a pipeline's time goes: the median wall-clock seconds of each stage over the pipelines that
+    recorded it (a pipeline recovered from an old report has none), and each such pipeline's sum."""
+    per_stage: dict[str, list[float]] = {}
+    totals: dict[str, float] = {}
+    for task, seeds in result["runs"].items():
+        for seed, run in seeds.items():
+            walls = {name: r["wall_s"] for name, r in run.items() if isinstance(r, dict) and "wall_s" in r}
+            for name, wall in walls.items():
+                per_stage.setdefault(name, []).append(wall)
+            if walls:
+                totals[f"{task}_s{seed}"] = sum(walls.values())
+    return {"median_s": {name: statistics.median(v) for name, v in per_stage.items()}, "total_s": totals}
+
+
+def _time_lines(spent: dict[str, Any], jobs: int) -> list[str]:
+    if not spent["total_s"]:
+        return ["Not recorded: these pipelines ran before stages recorded their wall-clock time.", ""]
+    median, total = spent["median_s"], sum(spent["median_s"].values())
+    rows = sorted(median.items(), key=lambda item: -item[1])
+    sums = ", ".join(f"{tag} {s / 3600:.1f} h" for tag, s in spent["total_s"].items())
+    return ["| stage | median (min) | share |", "|---|---|---|",
+            *(f"| `{name}` | {s / 60:.1f} | {s / total:.0%} |" for name, s in rows),
+            f"| sum | {total / 60:.0f} | |", "",
+            f"Sum of each pipeline's stages: {sums}. Stages run {jobs} at a time (`--jobs`), each on one thread, "
+            "so the time a pipeline takes is about that sum over the jobs when they are kept busy.", ""]  # fmt: skip
 
 
 def _stage_results(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -371,6 +400,8 @@ def markdown(payload: dict[str, Any]) -> str:
               "The paper's claims here (difference in success, ± the 95 % interval of the evaluation noise alone; "
               "the spread between seeds adds to it):", "", *claim_lines(summary), "",
               "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "", *_cost_lines(cost),
+              "## 7. Where the time goes (wall-clock per stage, this machine)", "",
+              *_time_lines(payload["time_spent"], cfg.get("jobs", 1)),
               "## Reproduce", "", f"    {payload['command']}", "",
               "Stages are cached in the work folder; re-running the same command continues where it stopped. A pipeline "
               "whose stages have all finished is kept in `runs/` beside this file and read back from there, on any "
@@ -451,6 +482,7 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
         "paper": PAPER,
         "environment": environment(),
         "code": code_versions(result),
+        "time_spent": time_spent(result),
         "commands": {
             name: [relative_to_cwd(c) for c in r.get("commands", [])]
             for name, r in _stage_results(result).items()

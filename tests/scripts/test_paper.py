@@ -25,7 +25,16 @@ from lerobot_stamo.paper.pipeline import (
     settings_of,
     stage_count,
 )
-from lerobot_stamo.paper.report import _act_flags, _cell, _code_line, _scope, _stats, claim_lines
+from lerobot_stamo.paper.report import (
+    _act_flags,
+    _cell,
+    _code_line,
+    _scope,
+    _stats,
+    _time_lines,
+    claim_lines,
+    time_spent,
+)
 from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args, reproduce_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -358,6 +367,18 @@ def test_claims_compare_arms_against_the_evaluation_noise():
     assert _act_flags({"T_s0_record": ["x"], "T_s0_train_act": [act]}) == (
         "`--policy.chunk_size=8` `--policy.optimizer_lr=3e-5`"
     )
+
+
+def test_the_report_says_where_the_time_goes():
+    runs = {"A": {"0": {"record": {"wall_s": 600}, "train_act": {"wall_s": 5400}},
+                  "1": {"record": {"wall_s": 300}, "train_act": {"wall_s": 3600}}},
+            "B": {"0": {"record": {"recovered": "..."}}}}  # fmt: skip
+    spent = time_spent({"runs": runs})
+    assert spent == {"median_s": {"record": 450, "train_act": 4500}, "total_s": {"A_s0": 6000, "A_s1": 3900}}
+    lines = _time_lines(spent, jobs=2)
+    assert lines[2] == "| `train_act` | 75.0 | 91% |" and lines[3] == "| `record` | 7.5 | 9% |"
+    assert "A_s0 1.7 h, A_s1 1.1 h" in lines[6] and "Stages run 2 at a time" in lines[6]
+    assert "Not recorded" in _time_lines(time_spent({"runs": {"B": runs["B"]}}), jobs=2)[0]
 
 
 def test_the_report_says_which_code_ran():
