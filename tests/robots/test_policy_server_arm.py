@@ -31,7 +31,7 @@ def test_robot_client_drives_emulated_arm_through_policy_server(
     services_pb2_grpc.add_AsyncInferenceServicer_to_server(policy_server, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    client = None
+    client, threads = None, []
     try:
         client = RobotClient(
             RobotClientConfig(
@@ -58,6 +58,11 @@ def test_robot_client_drives_emulated_arm_through_policy_server(
             time.sleep(0.05)
     finally:
         if client is not None:
+            # LeRobot's `stop()` disconnects the bus without waiting for the control loop, which may be reading
+            # it (a SerialException under load): let the threads end first.
+            client.shutdown_event.set()
+            for thread in threads:
+                thread.join(timeout=10)
             client.stop()
         server.stop(grace=None)
     assert len(so_emulator.goal_writes) >= 5, "no remote action reached the arm within 60 s"
