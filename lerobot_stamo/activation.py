@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lerobot_stamo.errors import _flags, activate
+from lerobot_stamo.errors import _flags, activate, config_file_values
 
 OWN_SCRIPT_PREFIXES = ("lerobot-stamo", "lerobot_stamo")
 # --<key>=<path> flags whose file (or folder's config.json / train_config.json) may hold a StaMo type
@@ -89,14 +89,10 @@ def env_evaluated_by_train(argv: list[str]) -> str | None:
     (`--env.type`, or the `env` of its `--config_path` file), or None (another command, no env, or 0)."""
     if not argv or "lerobot_train" not in Path(argv[0]).name.replace("-", "_"):
         return None
-    flags, saved = _flags(argv[1:]), {}
-    for file in _config_files(flags["config_path"]) if "config_path" in flags else ():
-        try:
-            saved = json.loads(file.read_text())
-        except (OSError, ValueError):
-            continue
-    env = flags.get("env.type") or ((saved.get("env") or {}).get("type") if isinstance(saved, dict) else None)
-    freq = flags.get("env_eval_freq", saved.get("env_eval_freq", 1) if isinstance(saved, dict) else 1)
+    flags = _flags(argv[1:])
+    saved = config_file_values(flags)
+    env = flags.get("env.type") or (saved.get("env") or {}).get("type")
+    freq = flags.get("env_eval_freq", saved.get("env_eval_freq", 1))
     return env if env and str(freq) != "0" else None
 
 

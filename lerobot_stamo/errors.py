@@ -161,20 +161,25 @@ def check_port(port: str, part: str) -> None:
         )
 
 
+def config_file_values(flags: dict[str, str]) -> dict[str, Any]:
+    """The JSON of the command line's `--config_path` file (what its flags override), or {} (none, unreadable)."""
+    try:
+        saved = json.loads(Path(flags["config_path"]).read_text()) if "config_path" in flags else {}
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
 def _unreachable_port(exc: BaseException, argv: list[str]) -> ArmPortError | None:
     """LeRobot's "Could not connect on port 'X'" with the arm whose port X is (from the command line, or its
     --config_path file) named, so that a user who changed the follower's port sees that the leader's failed."""
     match = re.search(r"Could not connect on port '([^']*)'", str(exc))
     if match is None:
         return None
-    flags, saved = _flags(argv), {}
-    if "config_path" in flags:
-        try:
-            saved = json.loads(Path(flags["config_path"]).read_text())
-        except (OSError, ValueError):
-            pass
+    flags = _flags(argv)
+    saved = config_file_values(flags)
     for part, role in ARM_ROLES.items():
-        base = saved.get(part) if isinstance(saved, dict) and isinstance(saved.get(part), dict) else {}
+        base = saved.get(part) if isinstance(saved.get(part), dict) else {}
         port, kind = flags.get(f"{part}.port", base.get("port")), flags.get(f"{part}.type", base.get("type"))
         if port == match.group(1):
             return ArmPortError(
