@@ -204,6 +204,71 @@ def test_stamo_vla_compact_efficientnet_frozen_and_fine_tuned(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_stamo_vla_frozen_features_run_once_per_frame(caplog):
+    """The frozen trunk's feature maps are kept per dataset frame (`vision_cache_mb`): a second epoch over the
+    same frames gives the same loss and gradients without running the CNN, a frame that comes back with other
+    pixels (augmentation) turns the memo off with a warning, and inference (no `index`) never uses it."""
+    from test_stamo_vla_model import raw_batch, tiny_config
+
+    from lerobot_stamo.policies.stamo_vla import StamoVLAPolicy
+
+    def run(
+        cache_mb: int, batches: list[dict]
+    ) -> tuple[list[float], list[torch.Tensor], int, StamoVLAPolicy]:
+        torch.manual_seed(0)
+        policy = StamoVLAPolicy(
+            tiny_config(vision="efficientnet_lite0", vision_cache_mb=cache_mb, dropout=0.0)
+        )
+        policy.train()
+        calls = []
+        policy.model.trunk.vision.body.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+        losses, grads = [], []
+        for batch in batches:
+            policy.zero_grad()
+            loss, _ = policy.forward({k: v.clone() for k, v in batch.items()})
+            loss.backward()
+            losses.append(loss.item())
+            grads.append(policy.model.trunk.vision.proj.weight.grad.clone())
+        return losses, grads, sum(calls), policy
+
+    first = raw_batch(b=3, seed=0) | {"index": torch.tensor([10, 11, 12])}
+    mixed = raw_batch(b=3, seed=1)  # frames 11 and 12 again, and a new frame 13
+    for key in ("observation.images.front", "observation.images.wrist"):
+        mixed[key][:2] = first[key][1:]
+    mixed["index"] = torch.tensor([11, 12, 13])
+    epochs = [first, mixed, first]
+    cams = 2
+    plain_losses, plain_grads, plain_frames, _ = run(0, epochs)
+    losses, grads, frames, policy = run(64, epochs)
+    assert plain_frames == 9 * cams and frames == 4 * cams  # 4 distinct frames, each through the CNN once
+    assert losses == plain_losses
+    for a, b in zip(grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    memo = policy.model.trunk.vision.memo
+    assert len(memo.rows) == 4 * cams and memo.used_bytes > 0
+
+    augmented = {k: v.clone() for k, v in first.items()}
+    augmented["observation.images.front"] = augmented["observation.images.front"].flip(-1)
+    with caplog.at_level("WARNING"):
+        policy.forward(augmented)
+    assert "came back with other pixels" in caplog.text and not memo.on and not memo.rows
+
+    torch.manual_seed(0)
+    small = StamoVLAPolicy(tiny_config(vision="efficientnet_lite0", vision_cache_mb=1))
+    small.train()
+    small.forward(first)
+    assert small.model.trunk.vision.memo.used_bytes <= 2**20
+    fresh = StamoVLAPolicy(tiny_config(vision="efficientnet_lite0"))
+    fresh.eval()
+    with torch.no_grad():
+        fresh.predict_action_chunk({k: v for k, v in first.items() if k != "index"})
+    assert not fresh.model.trunk.vision.memo.rows  # inference: nothing kept
+    trained = StamoVLAPolicy(tiny_config(vision="efficientnet_lite0", freeze_vision_encoder=False))
+    assert not trained.model.trunk.vision.memo.on  # a trained body changes its features: never kept
+    with pytest.raises(ValueError, match="vision_cache_mb"):
+        tiny_config(vision="efficientnet_lite0", vision_cache_mb=-1)
+
+
 def test_a_dinov2_checkpoint_saved_before_backbone_type_still_loads(tmp_path):
     """config.json without `backbone_type` / `backbone_image_size` (older checkpoints): DINOv2, as before."""
     from lerobot_stamo.policies.stamo import StamoPolicy

@@ -212,6 +212,8 @@ def test_processor_round_trip_and_tokens(tmp_path: Path):
         OBS_STATE: torch.ones(6) * 4,
         "task": "pick up the cube",
     }
+    out = pre(obs | {"index": torch.tensor(7)})
+    assert out["index"].item() == 7  # a training frame's dataset index: the frozen-feature memo's key
     out = pre(obs)
     assert out[CAMS[0]].shape == (1, 3, 24, 24)
     assert out[OBS_STATE].flatten().tolist() == [2.0] * 6

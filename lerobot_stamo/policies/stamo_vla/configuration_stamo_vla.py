@@ -43,6 +43,11 @@ class StamoVLAConfig(PreTrainedConfig):
         pretrained_backbone_weights: torchvision weights of the ResNet18 (e.g.
             "ResNet18_Weights.IMAGENET1K_V1", downloaded once by torchvision), or None for random init.
         resize_images: Optional (height, width) every camera is resized to by the preprocessor.
+        vision_cache_mb: Memory (MB) in which training keeps a frozen `efficientnet_lite0`'s feature map of
+            each dataset frame, so that the frozen CNN runs once per frame and camera instead of once per epoch
+            (the same features: nothing is rounded). Frames that come back with other pixels (image
+            augmentation) turn it off with a warning; 0: off. E.g. 1280 x 3 x 3 floats (46 KB) a frame and
+            camera at 96 px, 250 KB at 224 px.
         dim_model / n_heads / n_layers / dim_feedforward / dropout: The `compact` transformer.
         tokenizer_max_length: Instruction tokens (bytes for `compact`, the VLM's tokens for `vlm`).
         vlm_*: The `vlm` trunk: weights, dtype, frozen vision tower, LoRA on the language model, number of
@@ -92,6 +97,8 @@ class StamoVLAConfig(PreTrainedConfig):
     vision: str = "resnet18"
     pretrained_backbone_weights: str | None = None
     resize_images: tuple[int, int] | None = None
+    # Training memory for a frozen `efficientnet_lite0`'s feature maps, one per dataset frame (0: off).
+    vision_cache_mb: int = 2048
     # `compact` trunk: transformer over [vision tokens, state token, instruction tokens, action queries].
     dim_model: int = 256
     n_heads: int = 8
@@ -162,6 +169,8 @@ class StamoVLAConfig(PreTrainedConfig):
                 raise ValueError(
                     f"`{name}` must be >= 1, got {getattr(self, name)}. Pass --policy.{name}=<n>."
                 )
+        if self.vision_cache_mb < 0:
+            raise ValueError(f"`vision_cache_mb` must be >= 0 (0: off), got {self.vision_cache_mb}.")
         if self.action_head_layers < 0:
             raise ValueError(f"`action_head_layers` must be >= 0, got {self.action_head_layers}.")
         if self.vlm_num_layers is not None and self.vlm_num_layers < 1:

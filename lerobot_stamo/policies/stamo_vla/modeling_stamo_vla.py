@@ -105,7 +105,12 @@ class StamoVLA(nn.Module):
         if state is not None and ACTION_VALID_KEY in batch:
             # Video frames of a co-training dataset carry a placeholder state: use the real frames' mean.
             state = state * frame_flag(batch[ACTION_VALID_KEY]).to(state.dtype)[:, None]
-        return self.trunk(images, state, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
+        tokens, mask = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+        if (
+            self.config.backbone == "compact"
+        ):  # a training batch's dataset indices key its frozen-feature memo
+            return self.trunk(images, state, tokens, mask, frame_ids=batch.get("index"))
+        return self.trunk(images, state, tokens, mask)
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Normalised action chunk (B, chunk_size, action_dim), future prediction and latent action."""
