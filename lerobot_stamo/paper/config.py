@@ -65,6 +65,10 @@ class PaperConfig:
     # Share of the co-training dataset's frames that carry a real action (robot episodes repeated
     # `real_repeat` times); None: each robot episode once.
     real_share: float | None = None
+    # The results.json of another report (e.g. the random-encoder one): its headline figures (probe, success
+    # and the claims) are set beside this run's in the report, labelled `compare_label`.
+    compare_with: Path | None = None
+    compare_label: str = "random encoder"
 
     def __post_init__(self) -> None:
         preset = QUICK if self.quick else FULL
@@ -95,12 +99,31 @@ class PaperConfig:
                 raise StamoInputError(f"--{flag} must be >= 1, got {getattr(self, flag)}.")
         if self.real_share is not None and not 0 < self.real_share < 1:
             raise StamoInputError(f"--real_share must lie strictly between 0 and 1, got {self.real_share}.")
+        if self.compare_with is not None:
+            self.compared()  # refused now, not after hours of stages
         for name in PAPER_PRESETS + (("stamo_cpu.json",) if self.pretrained else ()):
             if not (Path(self.configs_dir) / name).is_file():
                 raise StamoInputError(
                     f"--configs_dir={self.configs_dir} lacks {name}: pass a folder holding the presets "
                     f"{', '.join(PAPER_PRESETS)}, or leave --configs_dir out to use the plug-in's own ({PRESETS_DIR})."
                 )
+
+    def compared(self) -> dict | None:
+        """The `summary` and settings of `compare_with` (None without one)."""
+        if self.compare_with is None:
+            return None
+        import json
+
+        path = Path(self.compare_with)
+        try:
+            other = json.loads(path.read_text())
+            return {"path": str(path), "label": self.compare_label, "summary": other["summary"],
+                    "config": other["config"]}  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise StamoInputError(
+                f"--compare_with={path} is not the results.json of a report ({type(err).__name__}: {err}): pass "
+                "the results.json that lerobot-stamo-paper wrote beside a report, e.g. docs/results/results.json."
+            ) from None
 
     @property
     def real_repeat(self) -> int:

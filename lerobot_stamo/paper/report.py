@@ -312,6 +312,8 @@ def _in_part(in_part: dict[str, int]) -> str:
 
 def markdown(payload: dict[str, Any]) -> str:
     cfg, summary, cost, env = payload["config"], payload["summary"], payload["cost"], payload["environment"]
+    compare = payload.get("compare")
+    others = {t: s for t, s in compare["summary"].items() if t in summary} if compare else {}
     pipelines = payload["pipelines"]
     done = "; ".join(f"{task} seeds {', '.join(map(str, seeds))}" for task, seeds in pipelines.items())
     lines = [
@@ -362,6 +364,10 @@ def markdown(payload: dict[str, Any]) -> str:
         rows += [(f"{label} (linear)", s["probe"][n]["linear"]) for n, label in REPRESENTATIONS.items()]
         rows += [(f"{label} (MLP)", s["probe"][n]["mlp"]) for n, label in REPRESENTATIONS.items()]
         rows += [("Goal-conditioned (s_n, s_n+k), linear", s["probe"]["goal_conditioned"])]
+        other = (compare or {}).get("summary", {}).get(task)
+        if other and all(str(k) in other["probe"]["stamo"]["linear"] for k in ks):
+            rows += [(f"StaMo, {compare['label']} report ({name})", other["probe"]["stamo"][kind])
+                     for kind, name in (("linear", "linear"), ("mlp", "MLP"))]  # fmt: skip
         lines += [f"| {label} | " + " | ".join(_cell(c[str(k)]) for k in ks) + " |" for label, c in rows]
         best = [min(REPRESENTATIONS, key=lambda n: s["probe"][n]["linear"][str(k)]["mean"]) for k in ks]
         verdict = "reproduces" if all(b == "stamo" for b in best) else "does not reproduce"
@@ -373,16 +379,20 @@ def markdown(payload: dict[str, Any]) -> str:
               f"{50 / math.sqrt(cfg['eval_episodes']):.0f} points (at 50 %): smaller differences are noise.", ""]  # fmt: skip
     arms = [*ARMS, *REUSED_ARMS]
     labels = {**{a: ARMS[a]["label"] for a in ARMS}, "real50": "all real episodes (= the `state` arm's run)"}
+    compared = [f"{t} ({compare['label']} report)" for t in others]
     lines += [
-        "| arm | " + " | ".join(summary) + " | paper (LIBERO avg.) |",
-        "|---|" + "---|" * (len(summary) + 1),
+        "| arm | " + " | ".join([*summary, *compared]) + " | paper (LIBERO avg.) |",
+        "|---|" + "---|" * (len(summary) + len(others) + 1),
     ]
     w, c = PAPER["world_model"], PAPER["cotrain"]
     paper_cell = {"none": f"{w['openvla']} (OpenVLA)", "state": f"{w['openvla_stamo_state']} (OpenVLA + state)",
                   "motion": f"{w['openvla_stamo_motion']} (OpenVLA + motion)", "act": "",
                   "real10": f"{c['real10']}", "cotrain": f"{c['cotrain']}", "real50": f"{c['real50']}"}  # fmt: skip
     for arm in arms:
-        cells = [_cell(summary[t]["success"][arm], "{:.0f}", 100, per_seed=True) for t in summary]
+        cells = [
+            _cell(x["success"][arm], "{:.0f}", 100, per_seed=True)
+            for x in [*summary.values(), *others.values()]
+        ]
         lines.append(f"| `{arm}`: {labels[arm]} | " + " | ".join(cells) + f" | {paper_cell[arm]} |")
     share = cfg["real_episodes"] / (cfg["real_episodes"] + cfg["video_episodes"])
     lines += ["", f"`real10` trains on {cfg['real_episodes']} robot episodes; `cotrain` on the same plus "
@@ -398,7 +408,7 @@ def markdown(payload: dict[str, Any]) -> str:
               "balances the two): a `cotrain` below `real10` may come from that budget rather than the labels.",
               "",
               "The paper's claims here (difference in success, ± the 95 % interval of the evaluation noise alone; "
-              "the spread between seeds adds to it):", "", *claim_lines(summary), "",
+              "the spread between seeds adds to it):", "", *claim_lines(summary), "", *_compared_claims(compare, others),
               "![success](success.png)", "", "## 6. Cost (1 CPU thread, batch 1)", "", *_cost_lines(cost),
               "## 7. Where the time goes (wall-clock per stage, this machine)", "",
               *_time_lines(payload["time_spent"], cfg.get("jobs", 1)),
@@ -408,6 +418,18 @@ def markdown(payload: dict[str, Any]) -> str:
               "machine: delete its folder to run it again. Every stage's exact commands are in `results.json` "
               "(`commands`).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _compared_claims(compare: dict[str, Any] | None, others: dict[str, Any]) -> list[str]:
+    """The same claims in the report of `--compare_with`, for its tasks that this report has too."""
+    if not others:
+        return []
+    return [
+        f"The same claims in the {compare['label']} report (`{compare['path']}`):",
+        "",
+        *claim_lines(others),
+        "",
+    ]
 
 
 def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
@@ -452,8 +474,12 @@ def _encoder_line(cfg: dict[str, Any]) -> str:
     )
 
 
-def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dict[str, Path]:
-    """Writes report.md, probe_mse.png, success.png, reconstructions.png, interpolation.png and results.json."""
+def write_report(
+    result: dict[str, Any], results_dir: Path, command: str, compare: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """Writes report.md, probe_mse.png, success.png, reconstructions.png, interpolation.png and results.json.
+
+    `compare`: `PaperConfig.compared()`, another report's summary, whose headline figures become rows."""
     from .config import EVAL_SEED
 
     out = Path(results_dir)
@@ -483,6 +509,7 @@ def write_report(result: dict[str, Any], results_dir: Path, command: str) -> dic
         "environment": environment(),
         "code": code_versions(result),
         "time_spent": time_spent(result),
+        "compare": None if compare is None else {k: compare[k] for k in ("path", "label", "summary")},
         "commands": {
             name: [relative_to_cwd(c) for c in r.get("commands", [])]
             for name, r in _stage_results(result).items()

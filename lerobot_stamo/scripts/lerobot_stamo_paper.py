@@ -81,6 +81,15 @@ def parse_args(argv: list[str] | None = None) -> PaperConfig:
         default=None,
         help="share of the co-training frames with a real action (e.g. 0.5: robot episodes repeated to half)",
     )
+    parser.add_argument(
+        "--compare_with",
+        type=Path,
+        default=None,
+        help="results.json of another report (e.g. docs/results/results.json): its headline figures as rows",
+    )
+    parser.add_argument(
+        "--compare_label", default="random encoder", help="what --compare_with's rows are called"
+    )
     for f in fields(Scale):
         parser.add_argument(f"--{f.name}", type=int, default=None, help="override the preset")
     args = vars(parser.parse_args(argv))
@@ -125,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             f"published in part in {Path(cfg.results_dir) / 'runs'}). Run without --report_only to finish them."
         )
         return
-    written = write_report(result, cfg.results_dir, reproduce_command(argv, result["runs"]))
+    written = write_report(result, cfg.results_dir, reproduce_command(argv, result["runs"]), cfg.compared())
     for name, path in written.items():
         print(f"  {name:16s} {path}")
     print(f"Report: {written['report']}")

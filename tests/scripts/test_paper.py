@@ -33,6 +33,7 @@ from lerobot_stamo.paper.report import (
     _stats,
     _time_lines,
     claim_lines,
+    markdown,
     time_spent,
 )
 from lerobot_stamo.scripts.lerobot_stamo_paper import parse_args, reproduce_command
@@ -379,6 +380,31 @@ def test_the_report_says_where_the_time_goes():
     assert lines[2] == "| `train_act` | 75.0 | 91% |" and lines[3] == "| `record` | 7.5 | 9% |"
     assert "A_s0 1.7 h, A_s1 1.1 h" in lines[6] and "Stages run 2 at a time" in lines[6]
     assert "Not recorded" in _time_lines(time_spent({"runs": {"B": runs["B"]}}), jobs=2)[0]
+
+
+def test_another_reports_headline_figures_are_set_beside_these(tmp_path):
+    """`--compare_with <results.json>` (the random-encoder report beside the pretrained one): its StaMo probe
+    rows, its success per arm as columns and its claims, under its label; a file that is not one is refused
+    before any stage runs."""
+    published = REPO / "docs" / "results" / "results.json"
+    cfg = parse_args([*TINY, "--compare_with", str(published), "--compare_label", "random encoder"])
+    compare = cfg.compared()
+    payload = json.loads(published.read_text()) | {"time_spent": time_spent({"runs": {}})}
+    payload["compare"] = {k: compare[k] for k in ("path", "label", "summary")}
+    report = markdown(payload)
+    stamo = compare["summary"]["PickCube"]["probe"]["stamo"]["linear"]["1"]["mean"]
+    rows = [ln for ln in report.splitlines() if ln.startswith("| StaMo, random encoder report (linear)")]
+    assert len(rows) == 2 and f"{stamo:.3f}" in rows[0]  # one per task's table, PickCube first
+    header = next(ln for ln in report.splitlines() if ln.startswith("| arm |"))
+    assert "| PickCube | PickPlace | PickCube (random encoder report) | PickPlace (random encoder report) |" in header
+    none_row = next(ln for ln in report.splitlines() if ln.startswith("| `none`"))
+    assert none_row.count("%") == 0 and len(none_row.split(" | ")) == 6  # arm, 2 tasks, 2 compared, paper
+    assert f"The same claims in the random encoder report (`{published}`):" in report
+    assert "The same claims" not in markdown(payload | {"compare": None})
+    (tmp_path / "bad.json").write_text("{}")
+    for bad in (tmp_path / "missing.json", tmp_path / "bad.json"):
+        with pytest.raises(StamoInputError, match="is not the results.json of a report"):
+            parse_args([*TINY, "--compare_with", str(bad)])
 
 
 def test_the_report_says_which_code_ran():
