@@ -67,7 +67,8 @@ class FrozenFeatureMemo:
             if row is not None and not torch.allclose(row[0], check, rtol=1e-9, atol=0.0):
                 logger.warning(
                     f"stamo_vla: frame {key[0]} came back with other pixels (image augmentation?): the frozen "
-                    "vision features are computed every step from now on (--policy.vision_cache_mb=0 says so)."
+                    "vision features are computed at every step from now on (--policy.vision_cache_mb=0 skips "
+                    "this check)."
                 )
                 self.on, self.rows, self.used_bytes = False, {}, 0
                 return body(pixels)
@@ -146,9 +147,8 @@ class FeatureMapVision(nn.Module):
             if ids is None or not self.memo.on:
                 feats = [body(g) for g in groups]  # (n*B, C, h, w)
             else:
-                keys = [
-                    [(f, c) for c in cs for f in ids] for cs in cams
-                ]  # (frame, camera), as `g` is ordered
+                # (frame, camera) in the order of each group's rows
+                keys = [[(f, c) for c in cs for f in ids] for cs in cams]
                 feats = [self.memo(body, g, k) for g, k in zip(groups, keys, strict=True)]
         maps = [self.proj(f) for f in feats]  # (n*B, D, h, w)
         if same:
