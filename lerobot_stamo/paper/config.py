@@ -109,7 +109,7 @@ class PaperConfig:
                 )
 
     def compared(self) -> dict | None:
-        """The `summary` and settings of `compare_with` (None without one)."""
+        """The path, label and `summary` of `compare_with` (None without one)."""
         if self.compare_with is None:
             return None
         import json
@@ -117,8 +117,7 @@ class PaperConfig:
         path = Path(self.compare_with)
         try:
             other = json.loads(path.read_text())
-            return {"path": str(path), "label": self.compare_label, "summary": other["summary"],
-                    "config": other["config"]}  # fmt: skip
+            return {"path": str(path), "label": self.compare_label, "summary": other["summary"]}
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise StamoInputError(
                 f"--compare_with={path} is not the results.json of a report ({type(err).__name__}: {err}): pass "

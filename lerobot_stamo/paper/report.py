@@ -509,7 +509,7 @@ def write_report(
         "environment": environment(),
         "code": code_versions(result),
         "time_spent": time_spent(result),
-        "compare": None if compare is None else {k: compare[k] for k in ("path", "label", "summary")},
+        "compare": compare,
         "commands": {
             name: [relative_to_cwd(c) for c in r.get("commands", [])]
             for name, r in _stage_results(result).items()

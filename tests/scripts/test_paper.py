@@ -390,13 +390,16 @@ def test_another_reports_headline_figures_are_set_beside_these(tmp_path):
     cfg = parse_args([*TINY, "--compare_with", str(published), "--compare_label", "random encoder"])
     compare = cfg.compared()
     payload = json.loads(published.read_text()) | {"time_spent": time_spent({"runs": {}})}
-    payload["compare"] = {k: compare[k] for k in ("path", "label", "summary")}
+    payload["compare"] = compare
     report = markdown(payload)
     stamo = compare["summary"]["PickCube"]["probe"]["stamo"]["linear"]["1"]["mean"]
     rows = [ln for ln in report.splitlines() if ln.startswith("| StaMo, random encoder report (linear)")]
     assert len(rows) == 2 and f"{stamo:.3f}" in rows[0]  # one per task's table, PickCube first
     header = next(ln for ln in report.splitlines() if ln.startswith("| arm |"))
-    assert "| PickCube | PickPlace | PickCube (random encoder report) | PickPlace (random encoder report) |" in header
+    assert (
+        "| PickCube | PickPlace | PickCube (random encoder report) | PickPlace (random encoder report) |"
+        in header
+    )
     none_row = next(ln for ln in report.splitlines() if ln.startswith("| `none`"))
     assert none_row.count("%") == 0 and len(none_row.split(" | ")) == 6  # arm, 2 tasks, 2 compared, paper
     assert f"The same claims in the random encoder report (`{published}`):" in report

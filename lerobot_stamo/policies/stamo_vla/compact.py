@@ -72,24 +72,16 @@ class FrozenFeatureMemo:
                 )
                 self.on, self.rows, self.used_bytes = False, {}, 0
                 return body(pixels)
-        missing = [i for i, row in enumerate(kept) if row is None]
-        fresh = body(pixels[missing]) if missing else None
-        if fresh is not None:
-            for i, fmap in zip(missing, fresh, strict=True):
+        maps = [None if row is None else row[1] for row in kept]
+        missing = [i for i, fmap in enumerate(maps) if fmap is None]
+        if missing:
+            for i, fmap in zip(missing, body(pixels[missing]), strict=True):
+                maps[i] = fmap
                 size = fmap.numel() * fmap.element_size()
                 if self.used_bytes + size <= self.limit_bytes:
                     self.rows[keys[i]] = (checks[i], fmap.detach().clone())
                     self.used_bytes += size
-            if len(missing) == len(keys):
-                return fresh
-        ref = fresh[0] if fresh is not None else kept[0][1]
-        out = ref.new_empty((len(keys), *ref.shape))
-        for i, row in enumerate(kept):
-            if row is not None:
-                out[i] = row[1]
-        if fresh is not None:
-            out[missing] = fresh
-        return out
+        return torch.stack(maps)
 
 
 class FeatureMapVision(nn.Module):
@@ -205,7 +197,8 @@ class StamoVision(nn.Module):
         self.proj = nn.Linear(cfg.token_dim, dim)
         self.token_embed = nn.Parameter(torch.zeros(num_cameras, cfg.num_tokens, dim))
 
-    def forward(self, images: list[Tensor]) -> Tensor:
+    def forward(self, images: list[Tensor], frame_ids: Tensor | None = None) -> Tensor:
+        """`frame_ids` is not used: the stamo encoder is light next to a CNN, so its states are not kept."""
         encoder = self._encoder[0]
         states = [encoder.encode(im).clone() for im in images]  # (B, N, token_dim) each, no gradients
         return torch.cat([self.proj(s) + self.token_embed[i] for i, s in enumerate(states)], dim=1)
@@ -258,10 +251,7 @@ class CompactTrunk(nn.Module):
         frame_ids: Tensor | None = None,
     ) -> Tensor:
         """`frame_ids`: the dataset indices of a training batch's frames (the frozen-feature memo's keys)."""
-        if isinstance(self.vision, FeatureMapVision):
-            vision = self.vision(images, frame_ids)  # (B, V, D)
-        else:
-            vision = self.vision(images)
+        vision = self.vision(images, frame_ids)  # (B, V, D)
         b = vision.shape[0]
         parts = [vision]
         if self.state_proj is not None:

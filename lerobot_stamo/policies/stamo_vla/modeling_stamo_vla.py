@@ -106,9 +106,7 @@ class StamoVLA(nn.Module):
             # Video frames of a co-training dataset carry a placeholder state: use the real frames' mean.
             state = state * frame_flag(batch[ACTION_VALID_KEY]).to(state.dtype)[:, None]
         tokens, mask = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
-        if (
-            self.config.backbone == "compact"
-        ):  # a training batch's dataset indices key its frozen-feature memo
+        if self.config.backbone == "compact":  # the batch's dataset indices key its frozen-feature memo
             return self.trunk(images, state, tokens, mask, frame_ids=batch.get("index"))
         return self.trunk(images, state, tokens, mask)
 
